@@ -1,0 +1,31 @@
+# -*- coding: utf-8 -*-
+# Copyright: vman.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Glue between our module_utils and AnsibleModule (private, no stability promise).
+
+Error handling is written once here: a module's ``main()`` runs its body inside
+:func:`errors_to_fail_json`, so helpers only raise :class:`VmanError` subclasses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
+
+
+@contextlib.contextmanager
+def errors_to_fail_json(module):
+    """Turn our exceptions into ``module.fail_json`` with their structured fields."""
+    try:
+        yield
+    except VmanError as exc:
+        module.fail_json(msg=str(exc), **exc.to_result())
+
+
+def require(module, available: bool, library: str, error=None):
+    """``fail_json`` with Ansible's standard text when a Python library is missing."""
+    if not available:
+        module.fail_json(msg=missing_required_lib(library), exception=error)

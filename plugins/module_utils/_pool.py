@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+# Copyright: vman.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Logic of the netconf_pool and vm_pool modules (private, no stability promise).
+
+Each function takes an open store and plain values, and returns ``(result, warnings)``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from ansible_collections.vman.lifecycle.plugins.module_utils import _lifecycle as lc
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._netconf import normalise
+
+BACKENDS = ("xen", "libvirt", "lxc")
+
+
+def _low_water(pool, kind, free, low_water):
+    if low_water is not None and free <= low_water:
+        return [f"netconf pool '{pool}' has {free} free '{kind}' entr{'y' if free == 1 else 'ies'} "
+                f"left (low_water {low_water}): add more before the pool runs out"]
+    return []
+
+
+def netconf_pool(store, pool, kind, state, entries=None, ranges=None, vm=None, low_water=None,
+                 check=False):
+    """Add entries/ranges (present), allocate one to ``vm`` (allocated) or free ``vm``'s
+    (released)."""
+    result = {"changed": False, "pool": pool, "kind": kind}
+    free_now = store.netconf_stats(pool).get(kind, {"free": 0})["free"]
+    if state == "present":
+        wanted = normalise(pool, entries, ranges)
+        added = store.add_netconfs(pool, kind, wanted, check=check)
+        result.update(changed=bool(added), added=added)
+        free_after = free_now + len(added)
+    else:
+        if not vm:
+            raise ValidationError(f"netconf pool '{pool}'", "vm", vm, f"state={state} needs a vm")
+        if state == "allocated":
+            row, changed = store.allocate_netconf(pool, kind, vm, check=check)
+            row.pop("id", None)
+            result.update(changed=changed, netconf=row)
+            free_after = free_now - (1 if changed else 0)
+        else:
+            released = store.release_netconfs(vm, pool=pool, check=check)
+            result.update(changed=bool(released), released=released)
+            free_after = free_now + len(released)
+    stats = store.netconf_stats(pool)
+    if check:
+        stats.setdefault(kind, {"total": 0, "free": 0})["free"] = free_after
+    result["stats"] = stats
+    return result, _low_water(pool, kind, free_after, low_water)
+
+
+def _check_flavors(flavors):
+    seen = set()
+    for flavor in flavors:
+        name = flavor.get("name")
+        if not name or name in seen:
+            raise ValidationError("vm_pool", "flavors.name", name, "flavor names must be set and unique")
+        seen.add(name)
+        if int(flavor.get("threshold") or 0) < 0:
+            raise ValidationError(f"flavor '{name}'", "threshold", flavor.get("threshold"),
+                                  "must be 0 or more")
+        if flavor.get("backend") not in BACKENDS:
+            raise ValidationError(f"flavor '{name}'", "backend", flavor.get("backend"),
+                                  f"must be one of {', '.join(BACKENDS)}")
+
+
+def _public(vm):
+    vm = dict(vm)
+    for row in (vm.get("netconfs") or {}).values():
+        row.pop("id", None)
+    return vm
+
+
+def fill(store, flavors, netconf_pool_name=None, netconf_kinds=(), who=None, check=False,
+         make_name=None):
+    """vm_pool state=present: create the deficit of every flavor in one transaction."""
+    _check_flavors(flavors)
+    deficit, created = store.fill_pool(flavors, make_name or (lambda: str(uuid.uuid4())),
+                                       netconf_pool_name, tuple(netconf_kinds), who=who, check=check)
+    result = {"changed": any(deficit.values()), "deficit": deficit,
+              "created": [_public(vm) for vm in created]}
+    return result, []
+
+
+def claim(store, flavor, owner, actor=lc.USER, who=None, check=False):
+    """vm_pool state=claimed: hand one preallocated VM of ``flavor`` to ``owner``."""
+    if not owner:
+        raise ValidationError("vm_pool", "owner", owner, "state=claimed needs an owner")
+    if not flavor:
+        raise ValidationError("vm_pool", "flavor", flavor, "state=claimed needs a flavor")
+    vm = store.claim(flavor, owner, actor=actor, who=who, check=check)
+    vm["netconfs"] = {row["kind"]: row for row in store.netconfs(vm=vm["name"])}
+    return {"changed": True, "vm": vm}, []

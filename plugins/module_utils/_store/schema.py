@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# Copyright: vman.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Lifecycle store schema and migrations (private, no stability promise).
+
+One description serves both dialects: the statements below use ``{tokens}`` for the few
+column types that differ, and :func:`render` fills them in for ``sqlite`` or ``postgresql``.
+A migration is appended, never edited: its number is recorded in ``schema_version``.
+"""
+
+from __future__ import annotations
+
+TYPES = {
+    "sqlite": {
+        "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "json": "TEXT",
+        "bool": "INTEGER",
+        "false": "0",
+        "ts": "REAL",
+    },
+    "postgresql": {
+        "id": "BIGSERIAL PRIMARY KEY",
+        "json": "JSONB",
+        "bool": "BOOLEAN",
+        "false": "FALSE",
+        "ts": "DOUBLE PRECISION",
+    },
+}
+
+VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    applied_at {ts} NOT NULL
+)"""
+
+#: (version, description, statements). Timestamps are epoch seconds (UTC).
+MIGRATIONS = (
+    (1, "vms, netconfs, tokens, host_keys, events", (
+        """CREATE TABLE vms (
+            id {id},
+            name TEXT NOT NULL UNIQUE,
+            org TEXT,
+            flavor TEXT,
+            backend TEXT,
+            hypervisor TEXT,
+            spec {json} NOT NULL,
+            status TEXT NOT NULL,
+            status_since {ts} NOT NULL,
+            admin_suspended {bool} NOT NULL DEFAULT {false},
+            ansible_pending {bool} NOT NULL DEFAULT {false},
+            owner TEXT,
+            created_at {ts} NOT NULL,
+            updated_at {ts} NOT NULL
+        )""",
+        "CREATE INDEX vms_status_flavor ON vms (status, flavor)",
+        """CREATE TABLE netconfs (
+            id {id},
+            pool TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('vm', 'service', 'test-service')),
+            hostname TEXT NOT NULL UNIQUE,
+            ipv4 TEXT UNIQUE,
+            ipv6 TEXT UNIQUE,
+            in_use_by TEXT,
+            allocated_at {ts},
+            created_at {ts} NOT NULL
+        )""",
+        "CREATE INDEX netconfs_pool_free ON netconfs (pool, kind, in_use_by)",
+        """CREATE TABLE tokens (
+            id {id},
+            vm TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            source_ip TEXT,
+            expires_at {ts} NOT NULL,
+            used_at {ts},
+            created_at {ts} NOT NULL
+        )""",
+        "CREATE INDEX tokens_vm ON tokens (vm)",
+        """CREATE TABLE host_keys (
+            id {id},
+            vm TEXT NOT NULL,
+            key_type TEXT NOT NULL,
+            public_key TEXT NOT NULL,
+            fp_sha256 TEXT NOT NULL,
+            fp_sha1 TEXT,
+            created_at {ts} NOT NULL,
+            UNIQUE (vm, key_type)
+        )""",
+        """CREATE TABLE events (
+            id {id},
+            at {ts} NOT NULL,
+            vm TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            who TEXT,
+            event TEXT NOT NULL,
+            from_status TEXT,
+            to_status TEXT,
+            why TEXT
+        )""",
+        "CREATE INDEX events_vm ON events (vm, id)",
+    )),
+)
+
+LATEST = MIGRATIONS[-1][0]
+
+
+def render(statement: str, dialect: str) -> str:
+    """Fill the type tokens of ``statement`` for ``dialect``."""
+    return statement.format(**TYPES[dialect])
+
+
+def pending(current: int, dialect: str):
+    """Yield ``(version, [rendered statements])`` for every migration newer than ``current``."""
+    for version, _desc, statements in MIGRATIONS:
+        if version > current:
+            yield version, [render(s, dialect) for s in statements]

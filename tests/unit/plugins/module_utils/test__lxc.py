@@ -1,0 +1,489 @@
+# -*- coding: utf-8 -*-
+# Copyright: vman.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""_lxc: pure parts (profiles, naming, addresses, settings, config text), then real LXC."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import netaddr
+import pytest
+from hypothesis import given, strategies as st
+
+from ansible_collections.vman.lifecycle.plugins.module_utils import _lxc
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
+    StateError, ValidationError)
+
+
+# ---- sizes, profile types, profile names --------------------------------------------------
+
+def test_size_table_is_the_issue_table():
+    assert _lxc.SIZES == {
+        "xxxsmall": "500m", "xxsmall": "1g", "xsmall": "3g", "small": "5g", "medium": "10g",
+        "large": "20g", "xxlarge": "50g", "xxxlarge": "100g", "xtrem": "500g",
+        "xxtrem": "1000g", "xxxtrem": "2000g"}
+    assert list(_lxc.SIZES) == sorted(_lxc.SIZES, key=lambda p: _lxc.size_bytes(_lxc.SIZES[p]))
+
+
+@pytest.mark.parametrize("size, expected", [("500m", 500 * 2 ** 20), ("5g", 5 * 2 ** 30),
+                                            ("2000g", 2000 * 2 ** 30), ("1T", 2 ** 40)])
+def test_size_bytes(size, expected):
+    assert _lxc.size_bytes(size) == expected
+
+
+@pytest.mark.parametrize("bad", ["5", "g", "5 g", "-1g", "5k", None])
+def test_size_bytes_rejects(bad):
+    with pytest.raises(ValidationError):
+        _lxc.size_bytes(bad)
+
+
+def test_lxc_size_and_unknown_profile():
+    assert _lxc.lxc_size("small") == "5g"
+    assert _lxc.lxc_fssize("500m") == "500M"
+    with pytest.raises(ValidationError, match="xlarge.*must be one of xxxsmall"):
+        _lxc.lxc_size("xlarge")
+
+
+@pytest.mark.parametrize("value, backing, scratch", [
+    ("lvm", "lvm", False), ("lvm-scratch", "lvm", True), ("dir", "dir", False),
+    ("dir-scratch", "dir", True), ("overlayfs", "overlayfs", False),
+    ("overlayfs-scratch", "overlayfs", True), ("btrfs", "btrfs", False),
+    ("zfs-scratch", "zfs", True)])
+def test_parse_profile_type(value, backing, scratch):
+    ptype = _lxc.parse_profile_type(value)
+    assert (ptype.backing, ptype.scratch, ptype.name) == (backing, scratch, value)
+
+
+@pytest.mark.parametrize("bad", ["lvm-sratch", "overlay", "LVM", "", None, "dir-scratch-x"])
+def test_parse_profile_type_rejects(bad):
+    with pytest.raises(ValidationError, match="profile_type"):
+        _lxc.parse_profile_type(bad)
+
+
+@pytest.mark.parametrize("host, ptype, size, expected", [
+    ("devhost10.local", "overlayfs", None, "ms-devhost10-local-overlayfs"),
+    ("devhost-10.local", "dir-scratch", None, "ms-devhost-10-local-dir-scratch"),
+    ("devhost-10.local", "lvm-scratch", "small", "ms-devhost-10-local-small-lvm-scratch"),
+    ("devhost-10.local", "lvm", "medium", "ms-devhost-10-local-medium-lvm"),
+    ("Dev_Host..10.", "dir", None, "ms-dev-host-10-dir"),
+])
+def test_profile_name_matches_seed(host, ptype, size, expected):
+    assert _lxc.profile_name(host, ptype, size) == expected
+
+
+def test_profile_name_rejects_unencodable_host_and_bad_size():
+    with pytest.raises(ValidationError, match="host_id"):
+        _lxc.profile_name("...", "dir")
+    with pytest.raises(ValidationError, match="profile"):
+        _lxc.profile_name("h", "lvm", "huge")
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_encode_host_id_output_alphabet(host):
+    try:
+        encoded = _lxc.encode_host_id(host)
+    except ValidationError:
+        assert not any(c.isascii() and c.isalnum() for c in host.lower())
+        return
+    assert encoded == encoded.strip("-") and "--" not in encoded
+    assert set(encoded) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+# ---- name validation -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["web1", "gfoobar.test.com", "a", "x" * 63, "a-b.c-d"])
+def test_validate_name_accepts(name):
+    assert _lxc.validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "-a", "a-", "a..b", "a/b", "../etc", "a b", "x" * 64,
+                                  "a;rm", ".a", None, 5])
+def test_validate_name_rejects(name):
+    with pytest.raises(ValidationError):
+        _lxc.validate_name(name)
+
+
+@pytest.mark.parametrize("func, good, bad", [
+    (_lxc.validate_bridge, "lxcbr1", "a-very-long-bridge-name"),
+    (_lxc.validate_vg, "lxc", "-lxc"),
+    (_lxc.validate_template, "debian", "../x"),
+    (_lxc.validate_user, "sysadmin", "Root"),
+])
+def test_other_validators(func, good, bad):
+    assert func(good) == good
+    with pytest.raises(ValidationError):
+        func(bad)
+
+
+# ---- addresses, MACs, passwords ------------------------------------------------------------
+
+def test_allocate_ip_skips_network_gateway_and_used():
+    assert _lxc.allocate_ip("10.5.0.0/16", "10.5.0.1") == "10.5.0.2"
+    assert _lxc.allocate_ip("10.5.0.0/16", "10.5.0.1", ["10.5.0.2", "10.5.0.3"]) == "10.5.0.4"
+    assert _lxc.allocate_ip("10.5.0.0/16", "10.5.0.2") == "10.5.0.1"
+
+
+def test_allocate_ip_reports_exhaustion_naming_the_network():
+    net = "192.168.7.0/29"     # hosts .1 - .6
+    used = [f"192.168.7.{i}" for i in range(2, 7)]
+    with pytest.raises(StateError, match=r"no free address left in network 192\.168\.7\.0/29"):
+        _lxc.allocate_ip(net, "192.168.7.1", used, obj="web1")
+    assert _lxc.allocate_ip(net, "192.168.7.1", used[:-1]) == "192.168.7.6"
+
+
+@given(st.sets(st.integers(min_value=2, max_value=14), max_size=13))
+def test_allocate_ip_never_returns_a_taken_address(taken):
+    used = [f"10.9.0.{i}" for i in taken]
+    try:
+        ip = _lxc.allocate_ip("10.9.0.0/28", "10.9.0.1", used)
+    except StateError:
+        assert len(taken) == 13
+        return
+    assert ip not in used and ip != "10.9.0.1"
+    assert netaddr.IPAddress(ip) in netaddr.IPNetwork("10.9.0.0/28")
+    assert ip not in ("10.9.0.0", "10.9.0.15")
+
+
+@pytest.mark.parametrize("ip, reason", [("10.6.0.2", "not a host address"),
+                                        ("10.5.255.255", "not a host address"),
+                                        ("10.5.0.0", "not a host address"),
+                                        ("10.5.0.1", "gateway"), ("10.5.0.9", "already used"),
+                                        ("nope", "IPv4 address")])
+def test_check_ip_rejects(ip, reason):
+    net = _lxc.parse_network("10.5.0.0/16")
+    with pytest.raises(ValidationError, match=reason):
+        _lxc.check_ip(ip, net, "10.5.0.1", ["10.5.0.9"])
+
+
+def test_parse_network_and_gateway():
+    assert str(_lxc.parse_network("10.5.3.7/16")) == "10.5.0.0/16"
+    for bad in ("10.5.0.0/31", "fd00::/64", "x"):
+        with pytest.raises(ValidationError, match="network"):
+            _lxc.parse_network(bad)
+    with pytest.raises(ValidationError, match="gateway"):
+        _lxc.parse_gateway("10.6.0.1", _lxc.parse_network("10.5.0.0/16"))
+
+
+def test_generate_mac_prefix_and_avoids_used():
+    mac = _lxc.generate_mac()
+    assert mac.startswith("00:16:3e:") and _lxc.MAC_RE.fullmatch(mac)
+    seq = iter([0x000001, 0x000001, 0x0a0b0c])
+    assert _lxc.generate_mac(["00:16:3e:00:00:01"], rand=lambda n: next(seq)) == "00:16:3e:0a:0b:0c"
+    with pytest.raises(StateError, match="no free MAC"):
+        _lxc.generate_mac(["00:16:3e:00:00:01"], rand=lambda n: 1, tries=5)
+
+
+def test_validate_mac():
+    assert _lxc.validate_mac("00:16:3E:00:F1:81") == "00:16:3e:00:f1:81"
+    with pytest.raises(ValidationError, match="mac"):
+        _lxc.validate_mac("00:16:3e:00:f1")
+
+
+def test_generate_password():
+    pw = _lxc.generate_password()
+    assert len(pw) == 24 and set(pw) <= set(_lxc.PASSWORD_ALPHABET)
+    assert len({_lxc.generate_password() for _index in range(20)}) == 20
+
+
+# ---- settings store ------------------------------------------------------------------------
+
+def test_settings_store_roundtrip_modes_and_delete(tmp_path):
+    store = _lxc.SettingsStore(tmp_path / "settings")
+    assert store.load("web1") is None and store.names() == []
+    store.save("web1", {"ip": "10.5.0.2", "password": "s3cret"})
+    path = tmp_path / "settings" / "web1.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "settings").stat().st_mode) == 0o700
+    assert store.load("web1") == {"ip": "10.5.0.2", "password": "s3cret"}
+    store.save("web1", {"ip": "10.5.0.3"})
+    assert store.all() == {"web1": {"ip": "10.5.0.3"}}
+    assert sorted(os.listdir(tmp_path / "settings")) == ["web1.json"]   # no temp files left
+    assert store.delete("web1") is True and store.delete("web1") is False
+    with pytest.raises(ValidationError):
+        store.path("../etc/passwd")
+
+
+def test_settings_store_bad_file(tmp_path):
+    (tmp_path / "web1.json").write_text("{not json")
+    with pytest.raises(StateError, match="not JSON"):
+        _lxc.SettingsStore(tmp_path).load("web1")
+
+
+# ---- config text -----------------------------------------------------------------------------
+
+CONFIG = """# Template used to create this container
+lxc.net.0.type = veth
+lxc.net.0.hwaddr = 00:16:3e:09:d8:d7
+lxc.net.0.flags = up
+lxc.include = /usr/share/lxc/config/debian.common.conf
+lxc.net.0.link = lxcbr0
+lxc.net.0.link = lxcbr9
+lxc.rootfs.path = dir:/var/lib/lxc/web1/rootfs
+lxc.uts.name = web1
+lxc.cgroup2.memory.max = 1G
+"""
+
+
+def test_config_value_takes_last():
+    assert _lxc.config_value(CONFIG, "lxc.net.0.link") == "lxcbr9"
+    assert _lxc.config_value(CONFIG, "lxc.start.auto") is None
+
+
+def test_render_config_replaces_appends_and_unsets():
+    out = _lxc.render_config(CONFIG, {"lxc.net.0.link": "lxcbr1", "lxc.start.auto": "1"},
+                             unset=["lxc.cgroup2.memory.max", "lxc.net.0.link"])
+    lines = out.splitlines()
+    assert lines[0] == "# Template used to create this container"
+    assert lines.count("lxc.net.0.link = lxcbr1") == 1 and "lxcbr9" not in out
+    assert lines.index("lxc.net.0.link = lxcbr1") == 5     # keeps the first position
+    assert lines[-1] == "lxc.start.auto = 1"
+    assert "memory.max" not in out
+    assert _lxc.render_config(out, {"lxc.net.0.link": "lxcbr1", "lxc.start.auto": "1"}) == out
+
+
+def test_normalize_lxc_conf():
+    assert _lxc.normalize_lxc_conf([{"lxc.cgroup2.memory.max": "1G"}, {"lxc.start.delay": 5}]) == [
+        ("lxc.cgroup2.memory.max", "1G"), ("lxc.start.delay", "5")]
+    with pytest.raises(ValidationError, match="lxc_conf"):
+        _lxc.normalize_lxc_conf([{"lxc.x": "a\nlxc.hook.pre-start = /bin/evil"}])
+    with pytest.raises(ValidationError, match="lxc_conf"):
+        _lxc.normalize_lxc_conf([{"evil key": "1"}])
+
+
+# ---- specs -------------------------------------------------------------------------------
+
+def _spec(**entry):
+    entry.setdefault("name", "web1.test.com")
+    return _lxc.build_spec(_lxc.merge_entry(entry, {"profile_type": "dir",
+                                                    "from_container": "base"}))
+
+
+def test_build_spec_merges_defaults_and_entry_wins():
+    spec = _spec(profile="small", bridge="br5")
+    assert (spec.ptype.name, spec.from_container, spec.bridge, spec.prefixlen) == (
+        "dir", "base", "br5", 16)
+    assert spec.size is None                            # dir: no size
+    assert _spec(profile_type="lvm", profile="small").size == "5g"
+    assert _spec().settings("devhost10.local")["profile"] == "ms-devhost10-local-dir"
+    assert _spec(profile_type="lvm", profile="small").settings("h")["profile"] == "ms-h-small-lvm"
+
+
+@pytest.mark.parametrize("entry, field", [
+    ({"from_container": None, "profile_type": "lvm"}, "from_container"),
+    ({"from_container": "web1.test.com"}, "from_container"),
+    ({"state": "running"}, "state"),
+    ({"gateway": "10.9.0.1"}, "gateway"),
+    ({"users": ["Root"]}, "users"),
+    ({"dnsservers": ["x"]}, "dnsservers"),
+    ({"template_options": ["-r\nbookworm"]}, "template_options"),
+])
+def test_build_spec_rejects(entry, field):
+    merged = _lxc.merge_entry(dict(entry, name="web1.test.com"),
+                              {"profile_type": "dir", "from_container": "base"})
+    if entry.get("from_container", "base") is None:
+        merged["from_container"] = None
+    with pytest.raises(ValidationError) as err:
+        _lxc.build_spec(merged)
+    assert err.value.field == field and err.value.obj == "web1.test.com"
+
+
+def test_build_specs_refuses_duplicates():
+    with pytest.raises(ValidationError, match="twice"):
+        _lxc.build_specs([{"name": "a"}, {"name": "a"}], {"profile_type": "dir-scratch"})
+
+
+def test_public_settings_hides_password():
+    data = {"password": "s3cret", "ip": "10.5.0.2", "guest_setup": "abc"}
+    assert _lxc.public_settings(data) == {"password": "********", "ip": "10.5.0.2"}
+    assert _lxc.public_settings(data, with_password=True)["password"] == "s3cret"
+
+
+# ---- planning against a real settings dir and an empty lxcpath (no LXC needed) -----------
+
+def _manager(tmp_path, **kwargs):
+    backend = _lxc.LxcBackend(tmp_path / "lxc")     # absent lxcpath: no containers
+    return _lxc.LxcGuestManager(backend, _lxc.SettingsStore(tmp_path / "settings"),
+                                host_id="devhost10.local", check_mode=True, **kwargs)
+
+
+def test_resolve_reuses_settings_and_generates_the_rest(tmp_path):
+    mgr = _manager(tmp_path)
+    mgr.store.save("a.test.com", {"ip": "10.5.0.7", "mac": "00:16:3e:00:00:07",
+                                  "password": "kept"})
+    mgr.store.save("other", {"ip": "10.5.0.2", "mac": "00:16:3e:00:00:02"})
+    specs = [_spec(name="a.test.com"), _spec(name="b.test.com"),
+             _spec(name="c.test.com", ip="10.5.0.3")]
+    mgr.resolve(specs)
+    a, b, c = specs
+    assert (a.ip, a.mac, a.password, a.generated) == (
+        "10.5.0.7", "00:16:3e:00:00:07", "kept", [])
+    assert b.ip == "10.5.0.4"          # .2 is other's, .3 was asked for by c
+    assert b.generated == ["ip", "mac", "password"] and b.mac not in (a.mac, "00:16:3e:00:00:02")
+    assert c.ip == "10.5.0.3"
+
+
+def test_resolve_refuses_an_address_of_another_container(tmp_path):
+    mgr = _manager(tmp_path)
+    mgr.store.save("other", {"ip": "10.5.0.2"})
+    with pytest.raises(ValidationError, match="already used"):
+        mgr.resolve([_spec(ip="10.5.0.2")])
+
+
+def test_resolve_reports_a_full_network(tmp_path):
+    mgr = _manager(tmp_path)
+    specs = [_spec(name=f"n{i}", network="10.7.0.0/30", gateway="10.7.0.1") for i in range(2)]
+    with pytest.raises(StateError, match="10.7.0.0/30"):
+        mgr.resolve(specs)
+
+
+def test_snapshot_refused_on_production_unless_forced(tmp_path):
+    spec = _spec(profile_type="overlayfs")
+    with pytest.raises(ValidationError, match="production"):
+        _manager(tmp_path).converge([spec])
+    with pytest.raises(ValidationError, match="snapshot"):
+        _manager(tmp_path).converge([_spec(snapshot=True)])
+    # forced: gets past the policy and fails later, on the missing origin container
+    with pytest.raises(StateError, match="origin container 'base' does not exist"):
+        _manager(tmp_path, force_snapshot=True).converge([_spec(profile_type="overlayfs")])
+
+
+def test_check_mode_plans_a_scratch_create_without_touching_anything(tmp_path):
+    mgr = _manager(tmp_path)
+    results, diffs, changed = mgr.converge([_spec(profile_type="dir-scratch")])
+    assert changed and results[0]["actions"] == [
+        "create from template debian (dir)", "write config", "start", "guest setup",
+        "save settings"]
+    assert results[0]["settings"]["password"] == "********"
+    assert "lxc.net.0.ipv4.address = 10.5.0.2/16" in diffs[0]["after"]
+    assert not (tmp_path / "settings").exists() and not (tmp_path / "lxc").exists()
+
+
+# ---- rootfs writes ---------------------------------------------------------------------------
+
+def test_safe_write_creates_dirs_and_refuses_symlinks(tmp_path):
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    _lxc.safe_write(str(root), "etc/network/interfaces", _lxc.INTERFACES)
+    assert "iface eth0 inet manual" in (root / "etc/network/interfaces").read_text()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "evil").symlink_to(outside)
+    with pytest.raises(OSError):
+        _lxc.safe_write(str(root), "evil/x", "no")
+    (root / "etc/resolv.conf").symlink_to(tmp_path / "host-file")
+    _lxc.safe_write(str(root), "etc/resolv.conf", "nameserver 10.5.0.1\n")
+    assert not (tmp_path / "host-file").exists()
+    assert (root / "etc/resolv.conf").read_text() == "nameserver 10.5.0.1\n"
+    with pytest.raises(ValueError):
+        _lxc.safe_write(str(root), "../x", "no")
+
+
+# ---- real LXC on this machine ---------------------------------------------------------------
+
+from ansible_collections.vman.lifecycle.tests.testbed.lxc_testbed import lxc_testbed  # noqa: E402,F401  pylint: disable=unused-import
+
+
+def _real_specs(testbed):
+    defaults = {"from_container": testbed["BASE"], "bridge": testbed["BRIDGE"],
+                "users": ["root", "sysadmin"], "ssh_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK"
+                                                            "vmantestkeyonly test@vman"]}
+    entries = [
+        {"name": "t-dir.test.com", "profile_type": "dir"},
+        {"name": "t-ovl.test.com", "profile_type": "overlayfs"},
+        {"name": "t-scratch.test.com", "profile_type": "dir-scratch", "image": "debian",
+         "template_options": ["-r", testbed["RELEASE"]], "dnsservers": ["10.5.0.1"]},
+    ]
+    return _lxc.build_specs(entries, defaults)
+
+
+def _shadow_matches(backend, name, user, password):
+    """The guest's shadow hash verifies ``password`` (host libcrypt knows yescrypt and sha512)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # pylint: disable=deprecated-module
+    hashed = backend.attach(name, ["getent", "shadow", user]).stdout.split(":")[1]
+    assert hashed.startswith("$"), hashed
+    return crypt.crypt(password, hashed) == hashed and crypt.crypt("wrong", hashed) != hashed
+
+
+@pytest.mark.real
+def test_real_clone_scratch_start_attach_reuse_stop_destroy(lxc_testbed, tmp_path):
+    backend = _lxc.LxcBackend(lxc_testbed["LXC_PATH"])
+    store = _lxc.SettingsStore(tmp_path / "settings")
+
+    def manager():
+        return _lxc.LxcGuestManager(backend, store, host_id="devhost10.local", production=False)
+
+    t0 = time.monotonic()
+    results, _diffs, changed = manager().converge(_real_specs(lxc_testbed))
+    created_s = time.monotonic() - t0
+    assert changed and all(r["created"] for r in results), results
+    by_name = {r["name"]: r for r in results}
+    assert by_name["t-dir.test.com"]["actions"][0] == "clone vman-base (dir)"
+    assert by_name["t-ovl.test.com"]["actions"][0] == "clone vman-base (overlayfs)"
+    assert by_name["t-scratch.test.com"]["actions"][0] == "create from template debian (dir)"
+    assert config_rootfs(backend, "t-ovl.test.com").startswith("overlay:")
+
+    boot = {}
+    for name in by_name:
+        t1 = time.monotonic()
+        assert _lxc.wait_running_system(backend, name, timeout=90) in ("running", "degraded")
+        boot[name] = round(time.monotonic() - t1, 2)
+        settings = store.load(name)
+        # lxc-attach runs inside: the address lxc configured, the hostname, no DHCP client
+        addr = backend.attach(name, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
+        assert f"inet {settings['ip']}/16" in addr
+        assert backend.attach(name, ["hostname"]).stdout.strip() == name
+        assert backend.ipv4(name) == [settings["ip"]]
+        assert settings["mac"] == _lxc.config_value(backend.read_config(name), "lxc.net.0.hwaddr")
+        assert _shadow_matches(backend, name, "sysadmin", settings["password"])
+        keys = backend.attach(name, ["cat", "/home/sysadmin/.ssh/authorized_keys"]).stdout
+        assert "test@vman" in keys
+        mode = backend.attach(name, ["stat", "-c", "%a %U", "/home/sysadmin/.ssh/authorized_keys"])
+        assert mode.stdout.split() == ["600", "sysadmin"]
+        assert stat.S_IMODE(os.stat(store.path(name)).st_mode) == 0o600
+    resolv = backend.attach("t-scratch.test.com", ["cat", "/etc/resolv.conf"]).stdout
+    assert resolv == "nameserver 10.5.0.1\n"
+    ips = {store.load(n)["ip"] for n in by_name}
+    assert len(ips) == 3
+
+    # second run: nothing to do, same generated values
+    before = {n: store.load(n) for n in by_name}
+    results, _diffs, changed = manager().converge(_real_specs(lxc_testbed))
+    assert not changed and all(r["actions"] == [] for r in results), results
+    assert {n: store.load(n) for n in by_name} == before
+
+    # stopped, then absent: container and settings gone
+    specs = _real_specs(lxc_testbed)
+    for spec in specs:
+        spec.state = "stopped"
+    t2 = time.monotonic()
+    manager().converge(specs)
+    stop_s = time.monotonic() - t2
+    assert {backend.state(n) for n in by_name} == {"STOPPED"}
+    assert {n: store.load(n) for n in by_name} == before
+    for spec in specs:
+        spec.state = "absent"
+    results, _diffs, changed = manager().converge(specs)
+    assert changed and all(r["actions"] == ["destroy", "delete settings"] for r in results)
+    assert not any(backend.exists(n) for n in by_name) and store.names() == []
+    assert not os.path.exists(os.path.join(lxc_testbed["LXC_PATH"], "t-dir.test.com"))
+    print(f"\nLXC timings: create 3 (dir clone, overlayfs clone, scratch) + start + guest setup "
+          f"{created_s:.1f} s; systemd running after {boot}; stop 3 {stop_s:.1f} s; "
+          f"template {lxc_testbed.get('TEMPLATE_CACHE', 'warm (base existed)')} "
+          f"{lxc_testbed.get('TEMPLATE_SECONDS', '-')} s")
+
+
+def config_rootfs(backend, name):
+    return _lxc.config_value(backend.read_config(name), "lxc.rootfs.path")
+
+
+@pytest.mark.real
+def test_real_vg_check_reports_missing_volume_group(lxc_testbed):
+    backend = _lxc.LxcBackend(lxc_testbed["LXC_PATH"])
+    with pytest.raises(StateError, match="volume group 'vman-no-such-vg'"):
+        backend.check_vg("vman-no-such-vg")
