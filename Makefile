@@ -6,11 +6,11 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration test demo bench changelog clean
+.PHONY: help deps venv lint sanity units integration newest-core real real-store real-lxc real-libvirt real-xen test demo bench changelog clean
 
 help:
 	@echo "make demo   - the main job (see README)"
-	@echo "make test   - everything CI runs: lint, sanity, unit, integration"
+	@echo "make test   - everything CI runs: lint, sanity, unit, integration, real components"
 	@echo "make bench  - benchmarks under tests/bench/"
 
 deps:
@@ -26,12 +26,33 @@ sanity: venv
 	bash scripts/ansible_test.sh sanity --local --python $(ANSIBLE_TEST_PY) --color no
 
 units: venv
-	$(PYTEST) -q tests/unit -m "not real" -p xdist -n 2
+	$(PYTEST) -q tests/unit -m "not real" -n 2
 
 integration: venv
-	bash scripts/ansible_test.sh integration --local --python $(ANSIBLE_TEST_PY) --color no
+	bash scripts/ansible_test.sh integration --local --python $(ANSIBLE_TEST_PY) --color no --allow-destructive
 
-test: lint sanity units integration
+# Unit tests + the xen_domain target under the newest ansible-core (Python 3.12+, when present).
+newest-core: venv
+	bash scripts/newest_core.sh
+
+# Tests against real components: each fixture installs what it needs (apt-get), starts the
+# daemon or guest by hand, and stops it at the end.
+real: real-store real-lxc real-libvirt real-xen
+
+real-store: venv
+	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__store.py
+
+real-lxc: venv
+	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__lxc.py tests/unit/plugins/modules/test_lxc_guest.py
+
+real-libvirt: venv
+	$(PYTEST) -q -m real tests/unit/plugins/modules/test_vm_snapshot_real.py
+
+# One Xen testbed boot shared by every Xen test of the run (image built once and cached).
+real-xen: venv
+	$(PYTEST) -q -m real tests/testbed/
+
+test: lint sanity units integration newest-core real
 	@echo "make test: all stages passed"
 
 demo: venv

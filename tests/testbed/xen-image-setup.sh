@@ -27,7 +27,7 @@ apt_install \
   linux-image-amd64 dracut dracut-network \
   xen-system-amd64 xen-hypervisor-4.17-amd64 xen-utils-4.17 \
   open-iscsi tgt nfs-kernel-server debootstrap \
-  python3-apt sudo rsync xz-utils busybox-static cpio iputils-ping
+  python3-apt sudo rsync xz-utils busybox-static cpio iputils-ping python3-netaddr
 apt-get clean
 rm -rf /var/lib/apt/lists/*
 
