@@ -18,7 +18,6 @@ import re
 import secrets
 import socket
 import string
-import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -29,6 +28,7 @@ except ImportError:  # pragma: no cover - reported by the modules via missing_re
     netaddr = None
     HAS_NETADDR = False
 
+from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
     CommandError, StateError, ValidationError)
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import (
@@ -320,18 +320,7 @@ class SettingsStore:
     def save(self, name, data) -> None:
         """Write atomically with mode 0600 (the file holds the password)."""
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        target = self.path(name)
-        fd, tmp = tempfile.mkstemp(prefix="." + name + ".", dir=self.directory)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomic(self.path(name), json.dumps(data, indent=2, sort_keys=True) + "\n", 0o600)
 
     def delete(self, name) -> bool:
         try:
@@ -566,17 +555,7 @@ class LxcBackend:
             return ""
 
     def write_config(self, name, text) -> None:
-        path = self.config_path(name)
-        fd, tmp = tempfile.mkstemp(prefix=".config.", dir=os.path.dirname(path))
-        try:
-            os.fchmod(fd, 0o640)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomic(self.config_path(name), text, 0o640)
 
     def check_vg(self, vg) -> None:
         """Raise :class:`StateError` unless the LVM volume group exists."""

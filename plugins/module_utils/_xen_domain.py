@@ -11,11 +11,9 @@ disk, writes only what changed (atomically), then brings each domain to its stat
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import time
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _xl
+from ansible_collections.vman.lifecycle.plugins.module_utils._files import read_text, write_atomic
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError
 from ansible_collections.vman.lifecycle.plugins.module_utils._units import vm_unit
 
@@ -25,36 +23,6 @@ REDACTED = "********"
 def config_file(config_path: str, full_name: str) -> str:
     """Where a domain's xl.cfg lives: ``<config_path>/<org>-<name>.cfg``."""
     return os.path.join(config_path, f"{full_name}.cfg")
-
-
-def read_text(path: str) -> str | None:
-    """File content, or None when the file does not exist."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def write_atomic(path: str, text: str, mode: int = 0o644, backup: bool = False) -> str | None:
-    """Write ``text`` through a temp file and rename; return the backup path if one was made."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    backup_path = None
-    if backup and os.path.exists(path):
-        backup_path = f"{path}.{time.strftime('%Y-%m-%d@%H:%M:%S')}~"
-        shutil.copy2(path, backup_path)
-    fd, tmp = tempfile.mkstemp(prefix=".vman-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return backup_path
 
 
 def redact_config(text: str | None, spec) -> str | None:

@@ -90,7 +90,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError
 from ansible_collections.vman.lifecycle.plugins.module_utils import _xl
-from ansible_collections.vman.lifecycle.plugins.module_utils._xen_domain import read_text, REDACTED
+from ansible_collections.vman.lifecycle.plugins.module_utils._files import read_text
+from ansible_collections.vman.lifecycle.plugins.module_utils._xen_domain import REDACTED
 
 
 def collect(config_path, names, toolstack):
