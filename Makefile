@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core real real-store real-lxc real-libvirt real-xen test demo bench changelog clean
+.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen test demo bench changelog clean
 
 help:
 	@echo "make demo   - the main job (see README)"
@@ -37,10 +37,15 @@ newest-core: venv
 
 # Tests against real components: each fixture installs what it needs (apt-get), starts the
 # daemon or guest by hand, and stops it at the end.
-real: real-store real-lxc real-libvirt real-xen
+real: real-store real-keys real-lxc real-libvirt real-xen
 
 real-store: venv
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__store.py
+
+# ssh-keygen for keys/SSHFP, a private BIND (named on 127.0.0.1) for the RFC 2136 updates
+real-keys: venv
+	bash scripts/apt_deps.sh bind9 openssh-client
+	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__sshkeys.py tests/unit/plugins/modules/test_ssh_host_keys.py
 
 real-lxc: venv
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__lxc.py tests/unit/plugins/modules/test_lxc_guest.py

@@ -100,8 +100,8 @@ def test_xen_domain_runs_a_real_domain(xen_testbed, tmp_path):
           "interfaces": [{"ip": "10.200.0.3", "mac": "00:16:3e:00:02:03", "bridge": "xenbr0"}]}
     extra = {"vms": [vm], "defaults": {}}
     try:
-        rc, (started, again), log = playbook(xen_testbed, tmp_path, [xen_domain_task(state="running"),
-                                                                      xen_domain_task(state="running")], extra)
+        rc, (started, again), log = playbook(xen_testbed, tmp_path, [
+            xen_domain_task(state="running"), xen_domain_task(state="running")], extra)
         assert rc == 0, log
         first = started["vms"][0]
         assert started["changed"] and first["state_before"] == "stopped" and first["state_after"] == "running"

@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# Copyright: vman.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: fleet
+short_description: The VMs of the vman lifecycle store as an inventory
+version_added: 0.1.0
+description:
+  - Reads the lifecycle store (SQLite or PostgreSQL, the same store the C(vm_pool),
+    C(vm_status) and C(netconf_pool) modules write) and makes one host per VM, named
+    C(<org>-<name>) (C(<name>) for a VM without org).
+  - "Built-in groups: C(status_<status>), C(org_<org>), C(flavor_<flavor>),
+    C(hypervisor_<hypervisor>), C(backend_<backend>) (C(xen), C(libvirt), C(lxc)), C(pool)
+    (VMs in status C(preallocated)) and C(needs_ansible) (status C(ansible) or
+    C(ansible_queue), or an ansible run requested while the VM was installing)."
+  - Characters other than letters, digits and C(_) in a built-in group name become C(_).
+  - "Host variables: C(vman_name), C(vman_org), C(vman_flavor), C(vman_backend),
+    C(vman_hypervisor), C(vman_status), C(vman_status_since), C(vman_owner),
+    C(vman_admin_suspended), C(vman_ansible_pending), C(vman_spec) (the VM spec),
+    C(vman_netconfs) (the network configs the VM holds, by kind: C(hostname), C(ipv4),
+    C(ipv6), C(pool)) and C(ansible_host)."
+  - C(ansible_host) is the VM's primary address, the IPv4 (else IPv6) address of its C(vm)
+    netconf, else the spec's C(connection_ip), else the address of its first interface.
+  - Secrets never reach the inventory nor its cache. Spec keys that name a password,
+    passphrase, token, secret, credential or private key (for example C(root_password),
+    C(spicepasswd), C(vncpasswd)) and values holding private key material are left out at
+    any depth; token hashes and host keys are not read at all.
+  - Everything read from the store is marked unsafe, so a C({{ ... }}) in a spec is never
+    templated.
+  - Uses a YAML configuration file whose name ends with C(fleet.yml) or C(fleet.yaml).
+extends_documentation_fragment:
+  - ansible.builtin.constructed
+  - ansible.builtin.inventory_cache
+options:
+  plugin:
+    description: The name of this plugin; set it to C(vman.lifecycle.fleet) to use it.
+    type: str
+    required: true
+    choices: [vman.lifecycle.fleet]
+  store:
+    description:
+      - Where the lifecycle store lives, as a URL.
+      - C(sqlite:///absolute/path/lifecycle.db) is a SQLite file on the controller.
+      - C(postgresql://user@host/dbname) (libpq URL syntax) is a PostgreSQL database; it needs
+        the Python package C(psycopg) 3.x on the controller.
+      - Without this option and without E(VMAN_STORE), C(~/.local/state/vman/lifecycle.db).
+      - The schema is created or upgraded on first use, as the store modules do.
+    type: str
+    env:
+      - name: VMAN_STORE
+notes:
+  - Merging the live power state reported by the hypervisors is planned as a later option;
+    today the inventory shows the lifecycle status the store records, nothing else.
+  - "With O(cache=true) the inventory comes from the cache until it expires or
+    C(--flush-cache) (or C(meta: refresh_inventory)) refreshes it."
+requirements:
+  - psycopg >= 3.1 (only for a PostgreSQL store)
+"""
+
+EXAMPLES = r"""
+# fleet.yml: every VM of the default store
+plugin: vman.lifecycle.fleet
+---
+# prod.fleet.yml: a PostgreSQL store, cached for 5 minutes, plus groups by owner
+plugin: vman.lifecycle.fleet
+store: postgresql://vman@db.example.com/vman
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/vman-fleet
+cache_timeout: 300
+keyed_groups:
+  - key: vman_owner | default('nobody', true)
+    prefix: owner
+compose:
+  ansible_user: "'root' if vman_status == 'preallocated' else vman_owner"
+groups:
+  big: vman_spec.memory | default(0) | int >= 8192
+"""
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.unsafe_proxy import wrap_var
+
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_entries
+from ansible_collections.vman.lifecycle.plugins.module_utils._store import open_store
+
+SUFFIXES = ("fleet.yml", "fleet.yaml")
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    """Hosts and groups from the vman lifecycle store."""
+
+    NAME = "vman.lifecycle.fleet"
+
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith(SUFFIXES)
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        # the standard cache pattern: ``cache`` is False when the inventory is refreshed
+        # (--flush-cache, meta: refresh_inventory); the user's option says whether to cache
+        cache_key = self.get_cache_key(path)
+        user_cache = self.get_option("cache")
+        read_cache = user_cache and cache
+        update_cache = user_cache and not cache
+        entries = None
+        if read_cache:
+            try:
+                entries = self._cache[cache_key]
+            except KeyError:
+                update_cache = True
+        if entries is None:
+            entries = self._read_store()
+        if update_cache:
+            self._cache[cache_key] = entries
+        self._populate(entries)
+
+    def _read_store(self):
+        try:
+            with open_store(self.get_option("store")) as store:
+                return host_entries(store.list_vms(), store.netconfs())
+        except VmanError as exc:
+            raise AnsibleParserError(f"vman.lifecycle.fleet: {exc}") from None
+
+    def _populate(self, entries):
+        strict = self.get_option("strict")
+        compose = self.get_option("compose")
+        groups = self.get_option("groups")
+        keyed_groups = self.get_option("keyed_groups")
+        constructed = bool(compose or groups or keyed_groups)
+        seen = set()
+        for entry in entries:
+            name = entry["name"]
+            if name in seen:
+                self.display.warning(f"vman.lifecycle.fleet: two VMs make the inventory host "
+                                     f"'{name}'; only the first is used")
+                continue
+            seen.add(name)
+            hostvars = wrap_var(entry["vars"])
+            self.inventory.add_host(wrap_var(name))
+            for group in entry["groups"]:
+                self.inventory.add_group(group)
+                self.inventory.add_child(group, name)
+            for key, value in hostvars.items():
+                self.inventory.set_variable(name, key, value)
+            if constructed:
+                self._set_composite_vars(compose, hostvars, name, strict=strict)
+                self._add_host_to_composed_groups(groups, hostvars, name, strict=strict)
+                self._add_host_to_keyed_groups(keyed_groups, hostvars, name, strict=strict)

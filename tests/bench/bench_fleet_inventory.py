@@ -1,0 +1,107 @@
+"""Benchmark: ``ansible-inventory --list`` through vman.lifecycle.fleet, 5000 VMs vs none.
+
+Fills a temp SQLite store through the store API (netconfs in one transaction, the VMs of each
+status in one transaction, their netconfs through one pool fill) and times the venv's
+``ansible-inventory -i x.fleet.yml --list`` as a real subprocess on that store and on an empty
+one, best of ``VMAN_BENCH_RUNS`` (default 3) each. The last line is
+``BENCH fleet_inventory ratio_5000_vs_empty=<x>``. Target: under 1.5 s wall for 5000 VMs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
+
+from ansible_collections.vman.lifecycle.plugins.module_utils._store import open_store  # noqa: E402
+
+N = int(os.environ.get("VMAN_BENCH_VMS", "5000"))
+RUNS = int(os.environ.get("VMAN_BENCH_RUNS", "3"))
+TARGET_S = 1.5
+# the share of the fleet in each status, as in a panel with a pool and many users
+STATUS_MIX = (("ready", 0.6), ("preallocated", 0.15), ("ansible", 0.05), ("quarantined", 0.05),
+              ("disabled", 0.05), ("canceled", 0.05), ("failed", 0.05))
+
+
+def spec(i):
+    return {"org": f"org{i % 50}", "name": f"vm{i:05d}", "memory": 1024 * (1 + i % 4),
+            "vcpus": 1 + i % 4, "storage_type": "iscsi", "os": {"type": "debian", "version": "12"},
+            "interfaces": [{"ip": f"10.{i // 250 % 250}.{i % 250}.10/16", "bridge": "xenbr0",
+                            "mac": f"00:16:3e:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"}],
+            "root_password": "not-in-the-inventory"}
+
+
+def fill(url, n):
+    """``n`` VMs over STATUS_MIX; the installing remainder takes netconfs from one pool fill."""
+    with open_store(url) as store:
+        store.add_netconfs("bench", "vm", [
+            {"hostname": f"nc{i:05d}.example.net", "ipv4": f"172.{16 + i // 65536}.{i // 256 % 256}.{i % 256}",
+             "ipv6": f"2001:db8::{i:x}"} for i in range(n)])
+        i = 0
+        for status, share in STATUS_MIX:
+            count = int(n * share)
+            store.create_vms([{"name": f"vm{j:05d}", "org": f"org{j % 50}", "flavor": f"f{j % 4}",
+                               "backend": "xen", "hypervisor": f"dom0-{j % 20}", "spec": spec(j),
+                               "owner": None if status == "preallocated" else f"user{j % 700}"}
+                              for j in range(i, i + count)], status=status)
+            i += count
+        # the rest: installing VMs made by a pool fill, each with a vm netconf
+        names = iter(f"vm{j:05d}" for j in range(i, n))
+        store.fill_pool([{"name": "fill", "threshold": n - i, "spec": spec(i), "org": "pool",
+                          "backend": "libvirt", "hypervisor": "kvm1"}],
+                        lambda: next(names), netconf_pool="bench", netconf_kinds=("vm",))
+        return len(store.list_vms())
+
+
+def inventory_list(cfg):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i", cfg, "--list"]
+    start = time.perf_counter()
+    proc = subprocess.run(argv, check=True, env=env, capture_output=True, cwd=ROOT)
+    return time.perf_counter() - start, json.loads(proc.stdout)
+
+
+def best(cfg):
+    times, data = [], None
+    for dummy in range(RUNS):
+        elapsed, data = inventory_list(cfg)
+        times.append(elapsed)
+    return min(times), data
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="vman-bench-fleet-")
+    try:
+        cfgs = {}
+        for label in ("empty", "full"):
+            url = f"sqlite:///{tmp}/{label}.db"
+            cfg = os.path.join(tmp, f"{label}.fleet.yml")
+            with open(cfg, "w", encoding="utf-8") as f:
+                f.write(f"plugin: vman.lifecycle.fleet\nstore: {url}\n")
+            cfgs[label] = cfg
+        start = time.perf_counter()
+        stored = fill(f"sqlite:///{tmp}/full.db", N)
+        print(f"filled the store with {stored} VMs in {time.perf_counter() - start:.2f} s")
+        empty_s, empty = best(cfgs["empty"])
+        full_s, full = best(cfgs["full"])
+        hosts = len(full["_meta"]["hostvars"])
+        if hosts != N or empty["_meta"]["hostvars"]:
+            raise SystemExit(f"unexpected inventory: {hosts} hosts for {N} VMs, "
+                             f"{len(empty['_meta']['hostvars'])} for the empty store")
+        print(f"ansible-inventory --list, empty store: {empty_s:.3f} s (best of {RUNS})")
+        print(f"ansible-inventory --list, {N} VMs: {full_s:.3f} s (best of {RUNS}; "
+              f"target < {TARGET_S} s: {'met' if full_s < TARGET_S else 'MISSED'})")
+        print(f"BENCH fleet_inventory ratio_{N}_vs_empty={full_s / empty_s:.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
