@@ -25,6 +25,6 @@ if [ "$(cat "$venv/.vman-stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" > "$venv/.vman-stamp"
 fi
 "$venv/bin/ansible" --version | head -n1
-"$venv/bin/python" -m pytest -q tests/unit -m "not real" -n 2
+"$venv/bin/python" -m pytest -q tests/unit -m "not real" -p no:xdist
 ANSIBLE_CONFIG="$root/ansible.cfg" "$venv/bin/ansible-playbook" -i localhost, -c local \
   -e "ansible_python_interpreter=$root/$venv/bin/python" tests/integration/newest_core.yml

@@ -21,6 +21,7 @@ import struct
 import tempfile
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import StateError, ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Runner, fmt_flag, fmt_opt
 
 #: our key type -> (SSHFP algorithm number (RFC 4255/6594/7479), OpenSSH public key prefixes)
@@ -152,20 +153,6 @@ def key_path(dest: str, key_type: str) -> str:
     return os.path.join(dest, f"ssh_host_{key_type}_key")
 
 
-def _write_atomic(path: str, text: str, mode: int):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".vman-")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _read(path: str):
     try:
         with open(path) as handle:
@@ -226,8 +213,8 @@ class HostKeys:
                 return self._describe(key_type, None, path, None, True, want_private), True
             private, public = self._generate(key_type, workdir)
             if path:
-                _write_atomic(path, private, 0o600)
-                _write_atomic(path + ".pub", public, 0o644)
+                write_atomic(path, private, 0o600)
+                write_atomic(path + ".pub", public, 0o644)
             return self._describe(key_type, public, path, private, True, want_private), True
         # an existing key is reused; only its mode and .pub file are repaired
         if os.stat(path).st_mode & 0o077:
@@ -239,7 +226,7 @@ class HostKeys:
         if current is None or current.split()[:2] != public.split()[:2]:
             changed = True
             if not check:
-                _write_atomic(path + ".pub", public, 0o644)
+                write_atomic(path + ".pub", public, 0o644)
         return self._describe(key_type, public, path, private, False, want_private), changed
 
     def _generate(self, key_type, workdir):
@@ -252,7 +239,7 @@ class HostKeys:
     def _public_of(self, key_type, private, workdir):
         # ssh-keygen -y refuses a key file others can read, so work on a 0600 copy
         target = os.path.join(workdir, f"existing_{key_type}")
-        _write_atomic(target, private, 0o600)
+        write_atomic(target, private, 0o600)
         public = self.keygen(["public_of", "file"], public_of=True, file=target).stdout.strip()
         our, _algo, _blob = parse_public_key(public)
         if our != key_type:
@@ -287,7 +274,7 @@ def update_known_hosts(path, hosts, public_keys, check=False):
         if directory and not os.path.isdir(directory):
             os.makedirs(directory, mode=0o700)
         mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-        _write_atomic(path, after, mode)
+        write_atomic(path, after, mode)
     return changed, before, after
 
 
