@@ -13,7 +13,7 @@ without ``default_``) and validates it into a frozen :class:`VmSpec`. Every erro
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
@@ -148,7 +148,6 @@ class VmSpec:
     iscsi_base_wwn: str | None
     netmask_prefix: int
     state: str | None = None
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def full_name(self) -> str:
@@ -405,7 +404,7 @@ def normalize(vm: Mapping, defaults: Mapping | None = None, host_kernel: str | N
     os_type = check.text("os.type", os_info.get("type"), NAME_RE, allow_none=not require_os)
     version = os_info.get("version")
     if isinstance(version, float):
-        # YAML reads 18.04 as a float; keep the digits a user sees but warn through extra.
+        # YAML reads 18.04 as a float; keep the digits repr() gives back (18.10 is lost as 18.1).
         version = repr(version)
     os_version = check.text("os.version", None if version is None else str(version),
                             re.compile(r"^[A-Za-z0-9_.+~-]{1,64}$"), allow_none=not require_os)
@@ -522,7 +521,7 @@ def spec_to_dict(spec: VmSpec) -> dict:
     """A JSON-able view of a spec, secrets removed (for results and inventories)."""
     out = {}
     for key in spec.__dataclass_fields__:
-        if key in ("extra", "spicepasswd"):
+        if key == "spicepasswd":
             continue
         value = getattr(spec, key)
         if key == "interfaces":

@@ -14,10 +14,9 @@ import os
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _xl
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import read_text, write_atomic
+from ansible_collections.vman.lifecycle.plugins.module_utils._runner import REDACTED
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError
 from ansible_collections.vman.lifecycle.plugins.module_utils._units import vm_unit
-
-REDACTED = "********"
 
 
 def config_file(config_path: str, full_name: str) -> str:

@@ -91,7 +91,7 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import err
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError
 from ansible_collections.vman.lifecycle.plugins.module_utils import _xl
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import read_text
-from ansible_collections.vman.lifecycle.plugins.module_utils._xen_domain import REDACTED
+from ansible_collections.vman.lifecycle.plugins.module_utils._runner import REDACTED
 
 
 def collect(config_path, names, toolstack):
