@@ -48,9 +48,8 @@ if ! ip link show "$bridge" >/dev/null 2>&1; then
   ip link add name "$bridge" type bridge
 fi
 ip link set "$bridge" up
-if ! ip -o addr show dev "$bridge" | grep -qw "inet ${gateway}"; then
-  ip addr add "$gateway" dev "$bridge"
-fi
+# `replace` is idempotent (a second setup in the same boot must not fail on "already assigned").
+ip addr replace "$gateway" dev "$bridge"
 
 mkdir -p "$lxcpath" "$cache"
 template_timing=warm

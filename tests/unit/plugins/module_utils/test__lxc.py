@@ -383,8 +383,6 @@ def test_safe_write_creates_dirs_and_refuses_symlinks(tmp_path):
 
 # ---- real LXC on this machine ---------------------------------------------------------------
 
-from ansible_collections.vman.lifecycle.tests.testbed.lxc_testbed import lxc_testbed  # noqa: E402,F401  pylint: disable=unused-import
-
 
 def _real_specs(testbed):
     defaults = {"from_container": testbed["BASE"], "bridge": testbed["BRIDGE"],

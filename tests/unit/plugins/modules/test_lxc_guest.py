@@ -13,7 +13,6 @@ import sys
 import pytest
 import yaml
 
-from ansible_collections.vman.lifecycle.tests.testbed.lxc_testbed import lxc_testbed  # noqa: F401  pylint: disable=unused-import
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 
