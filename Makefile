@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen test demo bench changelog clean
+.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest test demo bench changelog clean
 
 help:
 	@echo "make demo   - the main job (see README)"
@@ -53,8 +53,14 @@ real-lxc: venv
 real-libvirt: venv
 	$(PYTEST) -q -m real tests/unit/plugins/modules/test_vm_snapshot_real.py
 
-# One Xen testbed boot shared by every Xen test of the run (image built once and cached).
+# One Xen testbed boot shared by every Xen stage of the run (image built once and cached):
+# scripts/real_xen.sh boots it, exports VMAN_XEN_TESTBED, runs the targets below, powers off.
+XEN_STAGES ?= xen-pytest
 real-xen: venv
+	bash scripts/real_xen.sh $(XEN_STAGES)
+
+# Attaches to the testbed named by VMAN_XEN_TESTBED (or boots its own when run alone).
+xen-pytest:
 	$(PYTEST) -q -m real tests/testbed/
 
 test: lint sanity units integration newest-core real

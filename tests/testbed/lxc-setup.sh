@@ -35,6 +35,8 @@ missing=()
 for tool in lxc-create:lxc debootstrap:debootstrap rsync:rsync; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
+# The debian template is in lxc-templates, a Recommends of lxc that --no-install-recommends skips.
+[ -x /usr/share/lxc/templates/lxc-debian ] || missing+=(lxc-templates)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -q >&2

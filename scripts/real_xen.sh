@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every Xen stage of a run on ONE testbed boot: boot the Xen testbed once (the image is built
+# and cached by xen-up.sh when missing), export VMAN_XEN_TESTBED so that pytest fixtures,
+# molecule scenarios and playbooks attach to it, run the given make targets in order, and
+# power the testbed off at the end whatever happened. The serial log stays in STATE_DIR.
+# When VMAN_XEN_TESTBED is already set (a testbed booted by hand), it is used and left running.
+# Usage: scripts/real_xen.sh MAKE_TARGET...
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+[ $# -gt 0 ] || { echo "usage: $0 MAKE_TARGET..." >&2; exit 2; }
+if [ -z "${VMAN_XEN_TESTBED:-}" ]; then
+  state=${VMAN_XEN_STATE_DIR:-$root/build/xen-testbed}
+  trap 'bash tests/testbed/xen-down.sh "$state" || true' EXIT
+  start=$(date +%s)
+  bash tests/testbed/xen-up.sh "$state"
+  echo "real-xen: testbed up in $(( $(date +%s) - start )) s (build included when the image was missing)"
+  export VMAN_XEN_TESTBED=$state
+fi
+for target in "$@"; do
+  start=$(date +%s)
+  make --no-print-directory "$target"
+  echo "real-xen: $target took $(( $(date +%s) - start )) s"
+done
