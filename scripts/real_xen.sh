@@ -13,7 +13,8 @@ if [ -z "${VMAN_XEN_TESTBED:-}" ]; then
   state=${VMAN_XEN_STATE_DIR:-$root/build/xen-testbed}
   trap 'bash tests/testbed/xen-down.sh "$state" || true' EXIT
   start=$(date +%s)
-  bash tests/testbed/xen-up.sh "$state"
+  # 40-80 s to SSH on an idle machine; a loaded one (seen: load 12 on 2 cores) took over 300 s.
+  VMAN_XEN_BOOT_TIMEOUT=${VMAN_XEN_BOOT_TIMEOUT:-900} bash tests/testbed/xen-up.sh "$state"
   echo "real-xen: testbed up in $(( $(date +%s) - start )) s (build included when the image was missing)"
   export VMAN_XEN_TESTBED=$state
 fi
