@@ -108,17 +108,23 @@ class RequestsMixin:
                          "keep_disk": bool(params.get("keep_disk", True)), "state": PENDING,
                          "error_status": None, "error_reason": None, "error_at": None,
                          "allocators": [allocator], "devices": [], "redeploy": []}
-                if not check:
-                    q.run(f"INSERT INTO requests ({_REQ_COLUMNS}) VALUES "
-                          "(?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?)",
-                          (name, after["backend"], after["hypervisor"], after["flavor"],
-                           json.dumps(after["spec"], sort_keys=True), after["count"],
-                           after["keep_disk"], PENDING, now, now))
+                if check:
+                    return None, after
+                # a missing row cannot be locked: two creators meet at the unique name, the
+                # second one waits for the first to commit and then finds its row
+                inserted = q.run(
+                    f"INSERT INTO requests ({_REQ_COLUMNS}) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    (name, after["backend"], after["hypervisor"], after["flavor"],
+                     json.dumps(after["spec"], sort_keys=True), after["count"],
+                     after["keep_disk"], PENDING, now, now))
+                if inserted:
                     self._add_allocator(q, name, allocator, now)
                     self._event(q, now, event_subject(name), lc.ADMIN, who, "request_created",
                                 None, PENDING, f"allocator {allocator}")
-                    after = self._request(q, name)
-                return None, after
+                    return None, self._request(q, name)
+                before = self._request(q, name, lock=True)
             after = dict(before, allocators=list(before["allocators"]))
             changes = {k: v for k, v in params.items() if before.get(k) != _norm(k, v)}
             for key, value in changes.items():
