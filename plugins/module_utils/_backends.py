@@ -179,4 +179,3 @@ def make_backend(kind, options):
                               "the request reconciler has no backend for this kind yet "
                               "(only lxc); converge it with its own module")
     raise ValidationError("reconcile", "backend", kind, f"must be one of {', '.join(KINDS)}")
-

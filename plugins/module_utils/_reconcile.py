@@ -187,6 +187,9 @@ class Reconciler:
         self.clock = clock
         self.sleep = sleep
         self.probe = probe or tcp_probe
+        # carried from one step of a device's bring-up to the next
+        self._addresses = {}
+        self._markers = {}
 
     # -- observing
     def observe(self, request):
@@ -274,7 +277,7 @@ class Reconciler:
             for action in plan:
                 try:
                     self._do(request, action)
-                except VmanError as exc:
+                except (VmanError, OSError) as exc:
                     self._fail(request, teardown, f"{action.kind}_failed", exc, result, action)
                     return
                 result["actions"].append(_describe(action))
@@ -322,7 +325,7 @@ class Reconciler:
                 addresses = backend.facts(action.vm)["addresses"]
                 for address in addresses:
                     if self.probe(address, self.ssh_port):
-                        self._address = address
+                        self._addresses[action.vm] = address
                         return
                 if addresses:
                     last = f"port {self.ssh_port} of {', '.join(addresses)} not answering"
@@ -332,7 +335,7 @@ class Reconciler:
             self.sleep(1.0)
 
     def _address_of(self, request, vm):
-        address = getattr(self, "_address", None)
+        address = self._addresses.get(vm)
         if address is None:
             addresses = self._backend(request).facts(vm)["addresses"]
             address = addresses[0] if addresses else None
@@ -366,7 +369,7 @@ class Reconciler:
     def _hook_env(self, request, vm):
         dev = next((d for d in request["devices"] if d["vm"] == vm), {})
         return {"VMAN_REQUEST": request["name"], "VMAN_DEVICE": vm,
-                "VMAN_ADDRESS": getattr(self, "_address", None) or dev.get("address") or ""}
+                "VMAN_ADDRESS": self._addresses.get(vm) or dev.get("address") or ""}
 
     def _license_load(self, request, action):
         if self.license_load:
@@ -377,14 +380,13 @@ class Reconciler:
             run(self.license_release, env=self._hook_env(request, action.vm), timeout=300)
 
     def _write_marker(self, request, action):
-        self._marker = secrets.token_hex(16)
-        self._backend(request).write_marker(action.vm, self._marker)
+        self._markers[action.vm] = secrets.token_hex(16)
+        self._backend(request).write_marker(action.vm, self._markers[action.vm])
 
     def _mark_ready(self, request, action):
         boot_id = self._backend(request).facts(action.vm)["boot_id"]
-        self.store.device_ready(request["name"], action.vm, boot_id, self._marker,
+        self.store.device_ready(request["name"], action.vm, boot_id, self._markers.pop(action.vm),
                                 reason=action.why, who=self.who)
-        self._address = None
 
     def _rebooted(self, request, action):
         boot_id = self._backend(request).facts(action.vm)["boot_id"]
