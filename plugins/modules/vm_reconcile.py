@@ -23,9 +23,10 @@ description:
   - A ready device whose boot id changed is checked for its marker; if the marker is gone the
     VM came back without its configuration and every allocator is put on the redeploy list.
     A device that vanished is created again (and its allocators redeployed).
-  - For a request without allocators (and for devices beyond a lowered C(count)): the optional
-    license release hook, removal from the inventory, stop, delete (the disk is kept unless the
-    request says C(keep_disk=false)), then the request is forgotten.
+  - For a request without allocators (and for devices beyond a lowered C(count)) the optional
+    license release hook runs, the devices are removed from the inventory, stopped and deleted
+    (the disk is kept unless the request says C(keep_disk=false)), then the request is
+    forgotten.
   - A failed start sets the request's C(error_status) (state C(error)) and puts every
     allocator on the redeploy list. A failed teardown leaves the request in
     C(delete_failed) with the reason; both are retried by the next run.
