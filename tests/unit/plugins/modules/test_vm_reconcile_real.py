@@ -39,16 +39,20 @@ def _reconcile(tmp_path, testbed, url, name):
         "ansible_python_interpreter": sys.executable,
     }
     (tmp_path / f"{name}.json").write_text(json.dumps(extra))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    out = tmp_path / f"{name}.result.json"
+    # the playbook itself, then one play that dumps what it registered
+    wrapper = [{"import_playbook": os.path.join(ROOT, "playbooks", "reconcile_requests.yml")},
+               {"hosts": "localhost", "gather_facts": False, "tasks": [{
+                   "ansible.builtin.copy": {"dest": str(out), "mode": "0600",
+                                            "content": "{{ vman_reconcile_result | to_json }}"}}]}]
+    (tmp_path / f"{name}.yml").write_text(yaml.safe_dump(wrapper, sort_keys=False))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,",
-                           os.path.join(ROOT, "playbooks", "reconcile_requests.yml"),
-                           "-e", f"@{tmp_path / f'{name}.json'}"],
+                           str(tmp_path / f"{name}.yml"), "-e", f"@{tmp_path / f'{name}.json'}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
                           check=False)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
-    result = tasks[0]["hosts"]["localhost"]
+    result = json.loads(out.read_text())
     assert not result.get("errors"), result
     return {r["name"]: r for r in result["requests"]}
 
