@@ -13,7 +13,7 @@ description:
   - The reconciler of the start requests made with M(vman.lifecycle.vm_request). Runs on the
     hypervisor host (it drives the backend there) and needs the store (a PostgreSQL URL, or
     the SQLite file when the controller is the hypervisor host).
-  - For a request with allocators, each of its O(count) devices C(<request>-<n>) is recorded,
+  - For a request with allocators, each of its C(count) devices C(<request>-<n>) is recorded,
     defined and started through the backend, waited for until its SSH port answers, its SSH
     host keys are fetched with C(ssh-keyscan) (checked against keys already stored for it,
     for example by M(vman.lifecycle.ssh_host_keys)) into O(known_hosts), it is added to the

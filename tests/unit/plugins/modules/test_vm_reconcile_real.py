@@ -27,8 +27,10 @@ from _playbook import ROOT, run_play
 BIN = os.path.dirname(sys.executable)
 
 
-def _reconcile(tmp_path, testbed, url, name):
-    """Run playbooks/reconcile_requests.yml; return the vm_reconcile result."""
+def _reconcile(tmp_path, testbed, url, name, pre=()):
+    """Run ``pre`` tasks (vm_request calls of the services), then
+    playbooks/reconcile_requests.yml, in one ansible-playbook run; return the vm_reconcile
+    result by request."""
     extra = {
         "vman_store": url,
         "vman_reconcile_lxc": {"lxc_path": testbed["LXC_PATH"],
@@ -41,17 +43,20 @@ def _reconcile(tmp_path, testbed, url, name):
     (tmp_path / f"{name}.json").write_text(json.dumps(extra))
     out = tmp_path / f"{name}.result.json"
     # the playbook itself, then one play that dumps what it registered
-    wrapper = [{"import_playbook": os.path.join(ROOT, "playbooks", "reconcile_requests.yml")},
+    wrapper = [{"hosts": "localhost", "gather_facts": False, "tasks": list(pre)},
+               {"import_playbook": os.path.join(ROOT, "playbooks", "reconcile_requests.yml")},
                {"hosts": "localhost", "gather_facts": False, "tasks": [{
                    "ansible.builtin.copy": {"dest": str(out), "mode": "0600",
                                             "content": "{{ vman_reconcile_result | to_json }}"}}]}]
     (tmp_path / f"{name}.yml").write_text(yaml.safe_dump(wrapper, sort_keys=False))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    t0 = time.monotonic()
     proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,",
                            str(tmp_path / f"{name}.yml"), "-e", f"@{tmp_path / f'{name}.json'}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
                           check=False)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    print(f"{name}: {time.monotonic() - t0:.1f} s")
     result = json.loads(out.read_text())
     assert not result.get("errors"), result
     return {r["name"]: r for r in result["requests"]}
@@ -122,19 +127,17 @@ def test_real_lxc_create_scale_kill_recreate_delete(lxc_testbed, tmp_path):
     assert cat.stdout.strip() == dev["marker"]
 
     # scale out to two devices
-    run_play(tmp_path, [request("svc-a", count=2)], name="scale")
-    res = _reconcile(tmp_path, lxc_testbed, url, "reconcile2")["e2e"]
+    res = _reconcile(tmp_path, lxc_testbed, url, "reconcile2", [request("svc-a", count=2)])["e2e"]
     assert res["state"] == "ready" and _state(lxc_testbed, "e2e-2") == "RUNNING", res
     groups = _inventory(tmp_path, url)
     assert groups["request_e2e"] == {"e2e-1", "e2e-2"}
     assert groups["redeploy_svc_a"] == groups["redeploy_svc_b"] == {"e2e-1", "e2e-2"}
-    run_play(tmp_path, [request("svc-a", redeploy_done=True),
-                        dict(request("svc-b", redeploy_done=True), register="r2")], name="done")
-    assert _redeploy(url) == []
-
-    # killed behind the manager's back: restarted, the marker is still there -> no redeploy
+    # the services ran again and say so; one container is killed behind the manager's back:
+    # restarted, the marker is still there -> no redeploy
     _lxc(lxc_testbed, "lxc-stop", "-k", "-n", "e2e-1")
-    res = _reconcile(tmp_path, lxc_testbed, url, "reconcile3")["e2e"]
+    res = _reconcile(tmp_path, lxc_testbed, url, "reconcile3",
+                     [request("svc-a", redeploy_done=True),
+                      dict(request("svc-b", redeploy_done=True), register="r2")])["e2e"]
     assert [a.split(":")[0] for a in res["actions"]] == ["start e2e-1", "rebooted e2e-1"], res
     assert _state(lxc_testbed, "e2e-1") == "RUNNING" and _redeploy(url) == []
 
@@ -147,11 +150,11 @@ def test_real_lxc_create_scale_kill_recreate_delete(lxc_testbed, tmp_path):
     assert _inventory(tmp_path, url)["redeploy_svc_b"] == {"e2e-1", "e2e-2"}
 
     # one service leaves: the VMs stay; the last one leaves: they are torn down
-    run_play(tmp_path, [request("svc-a", state="absent")], name="leave-a")
-    res = _reconcile(tmp_path, lxc_testbed, url, "reconcile5")["e2e"]
+    res = _reconcile(tmp_path, lxc_testbed, url, "reconcile5",
+                     [request("svc-a", state="absent")])["e2e"]
     assert res["actions"] == [] and _state(lxc_testbed, "e2e-2") == "RUNNING"
-    run_play(tmp_path, [request("svc-b", state="absent")], name="leave-b")
-    res = _reconcile(tmp_path, lxc_testbed, url, "reconcile6")["e2e"]
+    res = _reconcile(tmp_path, lxc_testbed, url, "reconcile6",
+                     [request("svc-b", state="absent")])["e2e"]
     assert res["state"] == "deleted", res
     assert _state(lxc_testbed, "e2e-1") is None and _state(lxc_testbed, "e2e-2") is None
     with open_store(url) as s:
