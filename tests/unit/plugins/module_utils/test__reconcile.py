@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import struct
+import sys
 import threading
 
 import pytest
@@ -416,3 +417,31 @@ def test_two_reconcilers_at_once_start_each_vm_once(url, tmp_path):
     assert errors == []
     defines = sorted(c[1] for c in fake.calls if c[0] == "define")
     assert defines == sorted(f"{n}-{i}" for n in "abc" for i in (1, 2))
+
+
+def test_license_hooks_run_with_the_device_in_their_environment(store, fake, tmp_path):
+    log = tmp_path / "licenses.log"
+    script = ("import os, sys; open(sys.argv[1], 'a').write("
+              "' '.join([sys.argv[2], os.environ['VMAN_REQUEST'], os.environ['VMAN_DEVICE'], "
+              "os.environ['VMAN_ADDRESS']]) + '\\n')")
+    hooks = {f"license_{verb}": [sys.executable, "-c", script, str(log), verb]
+             for verb in ("load", "release")}
+    store.register_allocator("web", "svc-a", {"backend": "lxc"})
+    rec = _reconciler(store, fake, tmp_path, **hooks)
+    rec.reconcile()
+    assert log.read_text() == "load web web-1 10.99.0.2\n"
+    store.unregister_allocator("web", "svc-a")
+    [res] = rec.reconcile()
+    assert res["state"] == "deleted"
+    assert log.read_text().splitlines() == ["load web web-1 10.99.0.2", "release web web-1 10.99.0.2"]
+    # the release ran before the VM was stopped
+    assert [a.split(" ")[0] for a in res["actions"]][:3] == ["license_release", "uninventory", "stop"]
+
+
+def test_a_failing_license_hook_is_a_start_error(store, fake, tmp_path):
+    store.register_allocator("web", "svc-a", {"backend": "lxc"})
+    [res] = _reconciler(store, fake, tmp_path, license_load=[sys.executable, "-c", "raise SystemExit(3)"]
+                        ).reconcile()
+    assert res["error"].startswith("license_load_failed: web-1:")
+    got = store.get_request("web")
+    assert got["state"] == rq.ERROR and not got["devices"][0]["ready"]
