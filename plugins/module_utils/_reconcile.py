@@ -265,8 +265,9 @@ class Reconciler:
 
     def _passes(self, request, result):
         name = request["name"]
-        teardown = not request["allocators"]
         for _pass in range(MAX_PASSES):
+            # re-read every pass: an allocator may have come back meanwhile
+            teardown = not request["allocators"]
             try:
                 plan = plan_request(request, self.observe(request), self._hook())
             except VmanError as exc:
@@ -285,7 +286,7 @@ class Reconciler:
             request = self.store.get_request(name)
             if request is None:
                 return
-        if not teardown:
+        if request["allocators"]:
             done = all(d["ready"] for d in request["devices"]) and \
                 len(request["devices"]) == request["count"]
             if self.store.set_request_state(name, rq.READY if done else rq.PENDING, who=self.who):
