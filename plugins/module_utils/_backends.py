@@ -9,14 +9,18 @@ The reconciler of start requests never calls ``xl``, libvirt or ``lxc-*`` itself
 guest that tells a reboot (marker still there) from a re-initialised VM (marker gone).
 
 :class:`LxcRequestBackend` is the LXC implementation over :class:`_lxc.LxcGuestManager`.
-Xen and libvirt implementations are not written yet: :func:`make_backend` says so clearly.
+:class:`XenRequestBackend` is the Xen implementation over ``_xen_domain.DomainConverger``
+(``manager: xl``); it has no way into the guest, so it keeps no marker and every restart of a
+ready Xen device counts as re-initialised (its allocators are redeployed, which is always
+safe). A libvirt implementation is not written yet: :func:`make_backend` says so clearly.
 """
 
 from __future__ import annotations
 
 import os
 
-from ansible_collections.vman.lifecycle.plugins.module_utils import _lxc
+from ansible_collections.vman.lifecycle.plugins.module_utils import _lxc, _spec, _xl
+from ansible_collections.vman.lifecycle.plugins.module_utils._xen_domain import DomainConverger, config_file
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Runner, fmt_flag, fmt_opt
 
@@ -164,6 +168,90 @@ class LxcRequestBackend(Backend):
         self.lxc.attach(name, ["tee", MARKER_PATH], data=value + "\n", timeout=30)
 
 
+class XenRequestBackend(Backend):
+    """Xen domains of one dom0 through the ``xen_domain`` logic (xl.cfg rendered from the
+    ``xen_vman`` VM variables, ``xl create``/``shutdown``).
+
+    ``spec`` is one ``xen_domain`` VM entry without ``org``/``name``: the domain of device
+    ``web-1`` is ``<org>-web-1`` with the backend's ``org``. ``delete`` stops the domain and
+    removes its xl.cfg; the root storage (NFS directory, iSCSI LUN) is never removed by the
+    reconciler, so ``keep_storage=False`` cannot do more than that. Addresses are the ``ip=``
+    of the config's vifs. No marker (see the module docstring).
+    """
+
+    kind = "xen"
+
+    def __init__(self, config_path="/etc/xen/vms", org="req", defaults=None, host_kernel=None,
+                 shutdown_timeout=60, toolstack=None):
+        self.config_path = config_path
+        self.org = org
+        self.defaults = dict(defaults or {})
+        self.host_kernel = host_kernel or os.uname().release
+        self.xl = toolstack or _xl.XlToolstack()
+        self.shutdown_timeout = shutdown_timeout
+        self.converger = DomainConverger(config_path, self.xl, manager="xl",
+                                         shutdown_timeout=shutdown_timeout)
+
+    def domain(self, name):
+        """The Xen domain name of device ``name``."""
+        return f"{self.org}-{name}"
+
+    def _converge(self, name, spec, state):
+        vm = {k: v for k, v in (spec or {}).items() if k != "state"}
+        vm.update(org=self.org, name=name)
+        self.converger.converge([_spec.normalize(vm, self.defaults, self.host_kernel)], state)
+
+    def _config(self, name):
+        return config_file(self.config_path, self.domain(name))
+
+    def define(self, name, spec):
+        if not os.path.exists(self._config(name)):
+            self._converge(name, spec, "present")
+
+    def start(self, name, spec=None):
+        if self.xl.domid(self.domain(name)) is not None:
+            return
+        if spec is None:
+            self.xl.create(self._config(name))
+        else:
+            self._converge(name, spec, "running")
+
+    def stop(self, name, timeout=None):
+        self.xl.shutdown(self.domain(name), self.shutdown_timeout if timeout is None else timeout)
+
+    def delete(self, name, keep_storage=True):
+        self.stop(name)
+        if os.path.exists(self._config(name)):
+            os.unlink(self._config(name))
+
+    def state(self, name):
+        if self.xl.domid(self.domain(name)) is not None:
+            return RUNNING
+        return STOPPED if os.path.exists(self._config(name)) else None
+
+    def facts(self, name):
+        domid = self.xl.domid(self.domain(name))
+        try:
+            with open(self._config(name), encoding="utf-8") as handle:
+                vifs = _xl.parse(handle.read()).get("vif") or []
+        except OSError:
+            vifs = []
+        addresses = []
+        for vif in vifs if isinstance(vifs, list) else [vifs]:
+            for part in str(vif).split(","):
+                key, _sep, value = part.partition("=")
+                if key.strip() == "ip" and value.strip():
+                    addresses.append(value.strip().split("/")[0])
+        return {"boot_id": None if domid is None else f"{_host_boot_id()}:{domid}",
+                "addresses": addresses}
+
+    def read_marker(self, name):
+        return None
+
+    def write_marker(self, name, value):
+        return None
+
+
 def make_backend(kind, options):
     """The backend of ``kind`` configured by ``options`` (the reconcile module's ``lxc``
     dict for LXC). Raises ValidationError for a kind that has no implementation yet."""
@@ -174,8 +262,13 @@ def make_backend(kind, options):
                                  host_id=opts.get("host_id"),
                                  production=opts.get("production", True),
                                  defaults=opts.get("defaults"))
+    if kind == "xen":
+        opts = dict(options or {})
+        return XenRequestBackend(opts.get("config_path") or "/etc/xen/vms", opts.get("org") or "req",
+                                 defaults=opts.get("defaults"), host_kernel=opts.get("host_kernel"),
+                                 shutdown_timeout=opts.get("shutdown_timeout") or 60)
     if kind in KINDS:
         raise ValidationError("reconcile", "backend", kind,
                               "the request reconciler has no backend for this kind yet "
-                              "(only lxc); converge it with its own module")
+                              "(lxc and xen); converge it with its own module")
     raise ValidationError("reconcile", "backend", kind, f"must be one of {', '.join(KINDS)}")

@@ -55,6 +55,8 @@ KINDS = ("record", "define", "start") + BRING_UP + ("rebooted", "reinitialized")
     + ("forget",)
 
 MAX_PASSES = 4
+#: how a started device counts as reachable: its SSH port answers, or the backend says running
+REACHABLE = ("tcp", "running")
 
 
 def device_name(request, idx):
@@ -166,13 +168,15 @@ class Reconciler:
     ``backends`` maps a backend kind to a :class:`_backends.Backend`. ``keyscan`` is a
     callable ``(address, port) -> ssh-keyscan output`` (None: no host keys are fetched).
     ``license_load``/``license_release`` are argv lists run on this host with the
-    environment ``VMAN_REQUEST``, ``VMAN_DEVICE`` and ``VMAN_ADDRESS``.
+    environment ``VMAN_REQUEST``, ``VMAN_DEVICE`` and ``VMAN_ADDRESS``. ``reachable`` is
+    ``tcp`` (the SSH port answers) or ``running`` (the backend reports the VM running; for
+    guests without SSH).
     """
 
     def __init__(self, store, backends, owner=None, known_hosts=None, keyscan=None,
                  ssh_port=22, reachable_timeout=120, license_load=None, license_release=None,
                  lease_ttl=900, who="reconcile", clock=time.monotonic, sleep=time.sleep,
-                 probe=None):
+                 probe=None, reachable="tcp"):
         self.store = store
         self.backends = backends
         self.owner = owner or f"{socket.gethostname()}:{secrets.token_hex(4)}"
@@ -187,6 +191,10 @@ class Reconciler:
         self.clock = clock
         self.sleep = sleep
         self.probe = probe or tcp_probe
+        if reachable not in REACHABLE:
+            raise ValidationError("reconcile", "reachable", reachable,
+                                  f"must be one of {', '.join(REACHABLE)}")
+        self.reachable = reachable
         # carried from one step of a device's bring-up to the next
         self._addresses = {}
         self._markers = {}
@@ -324,6 +332,9 @@ class Reconciler:
                 last = "not running"
             else:
                 addresses = backend.facts(action.vm)["addresses"]
+                if self.reachable == "running":
+                    self._addresses[action.vm] = addresses[0] if addresses else None
+                    return
                 for address in addresses:
                     if self.probe(address, self.ssh_port):
                         self._addresses[action.vm] = address

@@ -52,8 +52,8 @@ options:
     elements: str
   lxc:
     description:
-      - Configures the C(lxc) backend; requests of other backends are skipped (the reconciler
-        implements only C(lxc) today).
+      - Configures the C(lxc) backend. Requests of a backend that is not configured are skipped
+        (the reconciler implements C(lxc) and C(xen); not C(libvirt) yet).
     type: dict
     suboptions:
       lxc_path:
@@ -75,6 +75,42 @@ options:
         description: Host-wide defaults of the container entries (the options of
           M(vman.lifecycle.lxc_guest)).
         type: dict
+  xen:
+    description:
+      - Configures the C(xen) backend (the C(xen_domain) logic with C(manager=xl)); the domain
+        of device C(web-1) is C(<org>-web-1).
+      - Xen guests get no marker (the reconciler has no way into them), so every restart of a
+        ready Xen device puts its allocators on the redeploy list.
+      - The root storage (NFS, iSCSI) of a Xen device is never removed; deleting removes the
+        domain's xl.cfg.
+    type: dict
+    suboptions:
+      config_path:
+        description: Directory of the xl.cfg files.
+        type: path
+        default: /etc/xen/vms
+      org:
+        description: The C(org) of the request domains.
+        type: str
+        default: req
+      defaults:
+        description: Role-level defaults of the VM entries (the O(vman.lifecycle.xen_domain#module:defaults) option).
+        type: dict
+      host_kernel:
+        description: Kernel release for the default PV kernel (default this host's).
+        type: str
+      shutdown_timeout:
+        description: Seconds a clean shutdown may take before the domain is destroyed.
+        type: int
+        default: 60
+  reachable:
+    description:
+      - When a started device counts as reachable. C(tcp) waits until O(ssh_port) answers;
+        C(running) only until the backend reports it running (for guests without SSH; combine
+        with O(fetch_host_keys=false)).
+    type: str
+    choices: [tcp, running]
+    default: tcp
   known_hosts:
     description: The controller's C(known_hosts) file the devices' host keys are written to.
     type: path
@@ -155,6 +191,14 @@ def main():
             production=dict(type="bool", default=True),
             defaults=dict(type="dict"),
         )),
+        xen=dict(type="dict", options=dict(
+            config_path=dict(type="path", default="/etc/xen/vms"),
+            org=dict(type="str", default="req"),
+            defaults=dict(type="dict"),
+            host_kernel=dict(type="str"),
+            shutdown_timeout=dict(type="int", default=60),
+        )),
+        reachable=dict(type="str", choices=["tcp", "running"], default="tcp"),
         known_hosts=dict(type="path"),
         fetch_host_keys=dict(type="bool", default=True),
         ssh_port=dict(type="int", default=22),
@@ -168,14 +212,15 @@ def main():
     module = AnsibleModule(argument_spec, supports_check_mode=True)
     p = module.params
     with errors_to_fail_json(module):
-        backends = {"lxc": make_backend("lxc", p["lxc"])} if p["lxc"] else {}
+        backends = {kind: make_backend(kind, p[kind]) for kind in ("lxc", "xen") if p[kind]}
         with open_store(p["store"]) as store:
             reconciler = Reconciler(store, backends, known_hosts=p["known_hosts"],
                                     keyscan=ssh_keyscan if p["fetch_host_keys"] else None,
                                     ssh_port=p["ssh_port"], reachable_timeout=p["reachable_timeout"],
                                     license_load=p["license_load"],
                                     license_release=p["license_release"],
-                                    lease_ttl=p["lease_ttl"], who=p["who"])
+                                    lease_ttl=p["lease_ttl"], who=p["who"],
+                                    reachable=p["reachable"])
             results = reconciler.reconcile(p["names"], check=module.check_mode)
     errors = [f"request '{r['name']}': {r['error']}" for r in results if r["error"]]
     for error in errors:
