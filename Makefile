@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest test demo bench changelog clean
+.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean
 
 help:
 	@echo "make demo   - the main job (see README)"
@@ -37,7 +37,7 @@ newest-core: venv
 
 # Tests against real components: each fixture installs what it needs (apt-get), starts the
 # daemon or guest by hand, and stops it at the end.
-real: real-store real-keys real-lxc real-libvirt real-xen
+real: real-store real-keys real-lxc real-libvirt real-xen real-requests
 
 real-store: venv
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__store.py
@@ -52,6 +52,10 @@ real-lxc: venv
 
 real-libvirt: venv
 	$(PYTEST) -q -m real tests/unit/plugins/modules/test_vm_snapshot_real.py
+
+# Start requests: store rules and reconciler on a real PostgreSQL, end to end on real LXC
+real-requests: venv
+	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__store_requests.py tests/unit/plugins/module_utils/test__reconcile.py tests/unit/plugins/modules/test_vm_reconcile_real.py
 
 # One Xen testbed boot shared by every Xen stage of the run (image built once and cached):
 # scripts/real_xen.sh boots it, exports VMAN_XEN_TESTBED, runs the targets below, powers off.

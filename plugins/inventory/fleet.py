@@ -15,13 +15,18 @@ description:
   - "Built-in groups: C(status_<status>), C(org_<org>), C(flavor_<flavor>),
     C(hypervisor_<hypervisor>), C(backend_<backend>) (C(xen), C(libvirt), C(lxc)), C(pool)
     (VMs in status C(preallocated)) and C(needs_ansible) (status C(ansible) or
-    C(ansible_queue), or an ansible run requested while the VM was installing)."
+    C(ansible_queue), or an ansible run requested while the VM was installing),
+    C(request_<request>) (the devices of a start request, see M(vman.lifecycle.vm_request))
+    and C(redeploy_<allocator>) (the devices of the requests whose allocator must run its
+    playbook again; the group variable C(vman_redeploy_requests) lists those requests, so the
+    group exists even for a request that failed before it had a device)."
   - Characters other than letters, digits and C(_) in a built-in group name become C(_).
   - "Host variables: C(vman_name), C(vman_org), C(vman_flavor), C(vman_backend),
     C(vman_hypervisor), C(vman_status), C(vman_status_since), C(vman_owner),
     C(vman_admin_suspended), C(vman_ansible_pending), C(vman_spec) (the VM spec),
     C(vman_netconfs) (the network configs the VM holds, by kind: C(hostname), C(ipv4),
-    C(ipv6), C(pool)) and C(ansible_host)."
+    C(ipv6), C(pool)), C(vman_request) (for a device of a start request: C(request),
+    C(ready), C(allocators), C(redeploy)) and C(ansible_host)."
   - C(ansible_host) is the VM's primary address, the IPv4 (else IPv6) address of its C(vm)
     netconf, else the spec's C(connection_ip), else the address of its first interface.
   - Secrets never reach the inventory nor its cache. Spec keys that name a password,
@@ -85,7 +90,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
-from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_entries
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_entries, redeploy_groups
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import open_store
 
 SUFFIXES = ("fleet.yml", "fleet.yaml")
@@ -123,11 +128,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _read_store(self):
         try:
             with open_store(self.get_option("store")) as store:
-                return host_entries(store.list_vms(), store.netconfs())
+                index, by_allocator = store.request_devices_index()
+                return {"hosts": host_entries(store.list_vms(), store.netconfs(), index),
+                        "groups": redeploy_groups(by_allocator)}
         except VmanError as exc:
             raise AnsibleParserError(f"vman.lifecycle.fleet: {exc}") from None
 
-    def _populate(self, entries):
+    def _populate(self, data):
+        # a cache written before the group variables existed holds the host list alone
+        entries = data["hosts"] if isinstance(data, dict) else data
+        for group, group_vars in (data.get("groups", {}) if isinstance(data, dict) else {}).items():
+            self.inventory.add_group(group)
+            for key, value in wrap_var(group_vars).items():
+                self.inventory.set_variable(group, key, value)
         strict = self.get_option("strict")
         compose = self.get_option("compose")
         groups = self.get_option("groups")

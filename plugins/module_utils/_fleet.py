@@ -82,8 +82,9 @@ def primary_address(spec: dict, netconfs: dict):
     return None
 
 
-def groups_for(vm: dict) -> list:
-    """The built-in groups of a VM (see the plugin's documentation)."""
+def groups_for(vm: dict, request=None) -> list:
+    """The built-in groups of a VM (see the plugin's documentation); ``request`` is the VM's
+    entry of :meth:`Store.request_devices_index` when it is a device of a start request."""
     groups = [group_name("status", vm["status"])]
     for prefix, column in (("org", "org"), ("flavor", "flavor"), ("hypervisor", "hypervisor"),
                            ("backend", "backend")):
@@ -93,7 +94,17 @@ def groups_for(vm: dict) -> list:
         groups.append("pool")
     if vm["status"] in lc.NEEDS_ANSIBLE or vm.get("ansible_pending"):
         groups.append("needs_ansible")
+    if request:
+        groups.append(group_name("request", request["request"]))
+        groups.extend(group_name("redeploy", a) for a in request["redeploy"])
     return groups
+
+
+def redeploy_groups(by_allocator) -> dict:
+    """``{"redeploy_<allocator>": {"vman_redeploy_requests": [requests]}}``: the group exists
+    (with the requests as a group variable) even when a failed request has no device."""
+    return {group_name("redeploy", a): {f"{VAR_PREFIX}redeploy_requests": sorted(reqs)}
+            for a, reqs in by_allocator.items()}
 
 
 def _netconfs_by_vm(netconfs):
@@ -105,14 +116,16 @@ def _netconfs_by_vm(netconfs):
     return by_vm
 
 
-def host_entries(vms, netconfs) -> list:
+def host_entries(vms, netconfs, requests=None) -> list:
     """One ``{"name", "groups", "vars"}`` dict per VM row, in the order given.
 
     ``vms`` are :meth:`Store.list_vms` rows, ``netconfs`` :meth:`Store.netconfs` rows (those
-    not in use are ignored). Variables are prefixed with :data:`VAR_PREFIX`, plus
-    ``ansible_host`` when the VM has an address. Secrets are removed (:func:`redact`).
+    not in use are ignored), ``requests`` the device index of the start requests. Variables
+    are prefixed with :data:`VAR_PREFIX`, plus ``ansible_host`` when the VM has an address.
+    Secrets are removed (:func:`redact`).
     """
     by_vm = _netconfs_by_vm(netconfs)
+    requests = requests or {}
     entries = []
     for vm in vms:
         spec = redact(vm.get("spec") or {})
@@ -131,8 +144,12 @@ def host_entries(vms, netconfs) -> list:
             f"{VAR_PREFIX}spec": spec,
             f"{VAR_PREFIX}netconfs": nets,
         }
+        request = requests.get(vm["name"])
+        if request:
+            hostvars[f"{VAR_PREFIX}request"] = dict(request)
         address = primary_address(spec, nets)
         if address:
             hostvars["ansible_host"] = address
-        entries.append({"name": host_name(vm), "groups": groups_for(vm), "vars": hostvars})
+        entries.append({"name": host_name(vm), "groups": groups_for(vm, request),
+                        "vars": hostvars})
     return entries

@@ -19,6 +19,7 @@ from ansible_collections.vman.lifecycle.plugins.module_utils import _lifecycle a
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
     StateError, ValidationError, VmanError)
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import schema
+from ansible_collections.vman.lifecycle.plugins.module_utils._store.requests import RequestsMixin
 
 NETCONF_KINDS = ("vm", "service", "test-service")
 
@@ -30,8 +31,8 @@ class StoreError(VmanError):
     """The database failed (connection, lock timeout, constraint we did not foresee)."""
 
 
-class Store:
-    """Base class of the SQLite and PostgreSQL stores."""
+class Store(RequestsMixin):
+    """Base class of the SQLite and PostgreSQL stores (start requests: :class:`RequestsMixin`)."""
 
     dialect = None
     #: appended to a SELECT that must lock the rows it reads (PostgreSQL: FOR UPDATE)

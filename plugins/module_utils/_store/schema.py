@@ -16,6 +16,7 @@ TYPES = {
         "json": "TEXT",
         "bool": "INTEGER",
         "false": "0",
+        "true": "1",
         "ts": "REAL",
     },
     "postgresql": {
@@ -23,6 +24,7 @@ TYPES = {
         "json": "JSONB",
         "bool": "BOOLEAN",
         "false": "FALSE",
+        "true": "TRUE",
         "ts": "DOUBLE PRECISION",
     },
 }
@@ -97,6 +99,57 @@ MIGRATIONS = (
             why TEXT
         )""",
         "CREATE INDEX events_vm ON events (vm, id)",
+    )),
+    # seed 004: start requests shared by allocators (services), their devices and the list
+    # of allocators whose playbooks must run again
+    (2, "requests, request_allocators, request_devices, redeploy", (
+        """CREATE TABLE requests (
+            id {id},
+            name TEXT NOT NULL UNIQUE,
+            backend TEXT NOT NULL,
+            hypervisor TEXT,
+            flavor TEXT,
+            spec {json} NOT NULL,
+            count INTEGER NOT NULL DEFAULT 1,
+            keep_disk {bool} NOT NULL DEFAULT {true},
+            state TEXT NOT NULL CHECK (state IN
+                ('pending', 'ready', 'error', 'deleting', 'delete_failed')),
+            error_status TEXT,
+            error_reason TEXT,
+            error_at {ts},
+            lease_owner TEXT,
+            lease_until {ts},
+            created_at {ts} NOT NULL,
+            updated_at {ts} NOT NULL
+        )""",
+        """CREATE TABLE request_allocators (
+            id {id},
+            request TEXT NOT NULL,
+            allocator TEXT NOT NULL,
+            created_at {ts} NOT NULL,
+            UNIQUE (request, allocator)
+        )""",
+        """CREATE TABLE request_devices (
+            id {id},
+            request TEXT NOT NULL,
+            vm TEXT NOT NULL UNIQUE,
+            idx INTEGER NOT NULL,
+            ready {bool} NOT NULL DEFAULT {false},
+            boot_id TEXT,
+            marker TEXT,
+            address TEXT,
+            created_at {ts} NOT NULL,
+            updated_at {ts} NOT NULL,
+            UNIQUE (request, idx)
+        )""",
+        """CREATE TABLE redeploy (
+            id {id},
+            allocator TEXT NOT NULL,
+            request TEXT NOT NULL,
+            reason TEXT,
+            at {ts} NOT NULL,
+            UNIQUE (allocator, request)
+        )""",
     )),
 )
 

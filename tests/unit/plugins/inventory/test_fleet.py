@@ -302,3 +302,29 @@ def test_colliding_host_names_keep_the_first(plugin_loader, tmp_path):
     plugin_loader.get("vman.lifecycle.fleet").parse(inventory, DataLoader(), str(cfg))
     assert set(inventory.hosts) == {"a-b-c"}
     assert inventory.hosts["a-b-c"].get_vars()["vman_name"] == "b-c"
+
+
+def test_request_devices_and_redeploy_groups(plugin_loader, tmp_path):
+    url = f"sqlite:///{tmp_path}/lifecycle.db"
+    with open_store(url) as store:
+        store.register_allocator("web", "svc-a", {"backend": "lxc"})
+        store.register_allocator("web", "svc.b", {})
+        store.add_device("web", "web-1", 1)
+        store.inventory_device("web", "web-1", {"backend": "lxc", "spec": {"connection_ip": "10.5.0.9"}},
+                               "10.5.0.9")
+        store.device_ready("web", "web-1", "boot1", "m1")
+        store.clear_redeploy("web", "svc-a")
+        store.register_allocator("broken", "svc-a", {"backend": "lxc"})
+        store.request_failed("broken", "start_failed", "no rootfs")
+    cfg = _write_cfg(tmp_path / "r.fleet.yml", store=url)
+    data, dummy_out = _list(cfg)
+    assert _hosts(data, "request_web") == {"web-1"}
+    assert _hosts(data, "redeploy_svc_b") == {"web-1"}
+    # svc-a only has the failed request (no device): an empty group carrying the request
+    assert _hosts(data, "redeploy_svc_a") == set()
+    group = _manager(cfg).groups["redeploy_svc_a"]
+    assert group.get_hosts() == [] and group.get_vars() == {"vman_redeploy_requests": ["broken"]}
+    hostvars = _plain(data["_meta"]["hostvars"]["web-1"])
+    assert hostvars["vman_request"] == {"request": "web", "ready": True,
+                                        "allocators": ["svc-a", "svc.b"], "redeploy": ["svc.b"]}
+    assert hostvars["ansible_host"] == "10.5.0.9"

@@ -1,0 +1,274 @@
+# -*- coding: utf-8 -*-
+# Copyright: vman.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The hypervisor backend interface the lifecycle uses (private, no stability promise).
+
+The reconciler of start requests never calls ``xl``, libvirt or ``lxc-*`` itself: it asks a
+:class:`Backend` for a few verbs, ``define``, ``start``, ``stop``, ``delete(keep_storage)``,
+``state`` and ``facts`` (boot id, addresses), plus a small persistent *marker* inside the
+guest that tells a reboot (marker still there) from a re-initialised VM (marker gone).
+
+:class:`LxcRequestBackend` is the LXC implementation over :class:`_lxc.LxcGuestManager`.
+:class:`XenRequestBackend` is the Xen implementation over ``_xen_domain.DomainConverger``
+(``manager: xl``); it has no way into the guest, so it keeps no marker and every restart of a
+ready Xen device counts as re-initialised (its allocators are redeployed, which is always
+safe). A libvirt implementation is not written yet: :func:`make_backend` says so clearly.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.vman.lifecycle.plugins.module_utils import _lxc, _spec, _xl
+from ansible_collections.vman.lifecycle.plugins.module_utils._xen_domain import DomainConverger, config_file
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Runner, fmt_flag, fmt_opt
+
+RUNNING = "running"
+STOPPED = "stopped"
+
+#: Where the marker lives inside a guest (persistent storage, not /run).
+MARKER_PATH = "/var/lib/vman/request-marker"
+
+KINDS = ("lxc", "xen", "libvirt")
+
+
+class Backend:
+    """What the lifecycle needs from one hypervisor kind. Every verb is idempotent."""
+
+    kind = None
+
+    def define(self, name, spec):
+        """Create the hypervisor object ``name`` from ``spec`` when it does not exist."""
+        raise NotImplementedError
+
+    def start(self, name, spec=None):
+        """Start ``name`` (nothing when it runs); ``spec`` as given to :meth:`define`."""
+        raise NotImplementedError
+
+    def stop(self, name, timeout=30):
+        """Stop ``name`` cleanly within ``timeout`` s, then hard (nothing when stopped)."""
+        raise NotImplementedError
+
+    def delete(self, name, keep_storage=True):
+        """Remove ``name``; with ``keep_storage`` its disks stay."""
+        raise NotImplementedError
+
+    def state(self, name):
+        """:data:`RUNNING`, :data:`STOPPED` or None when ``name`` does not exist."""
+        raise NotImplementedError
+
+    def facts(self, name):
+        """``{"boot_id": str or None, "addresses": [str]}`` of a running ``name``; the boot id
+        changes at every start of the guest."""
+        raise NotImplementedError
+
+    def read_marker(self, name):
+        """The marker text inside the running guest, or None when it is missing."""
+        raise NotImplementedError
+
+    def write_marker(self, name, value):
+        """Write the marker inside the running guest."""
+        raise NotImplementedError
+
+
+def _host_boot_id():
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return "unknown"
+
+
+def _proc_starttime(pid):
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks since the host booted)."""
+    with open(f"/proc/{int(pid)}/stat", encoding="ascii") as handle:
+        # the command name (field 2) may hold spaces: split after its closing parenthesis
+        return handle.read().rsplit(")", 1)[1].split()[19]
+
+
+class LxcRequestBackend(Backend):
+    """LXC containers under one lxcpath, made and started by :class:`_lxc.LxcGuestManager`.
+
+    ``spec`` is one ``lxc_guest`` container entry without ``name`` (profile_type,
+    from_container, bridge, network, gateway, ...); ``defaults`` are the host-wide options.
+    A container shares the host kernel, so its boot id is derived from the host's boot id and
+    the PID and start time of the container's init: it changes at every container start.
+    ``delete(keep_storage=True)`` stops the container and leaves it defined (its rootfs is its
+    disk); ``keep_storage=False`` destroys it and its settings file.
+    """
+
+    kind = "lxc"
+
+    def __init__(self, lxc_path, settings_dir, host_id=None, production=True, defaults=None,
+                 stop_timeout=30, start_timeout=30, lxc=None):
+        self.lxc = lxc or _lxc.LxcBackend(lxc_path)
+        self.settings = _lxc.SettingsStore(settings_dir)
+        self.defaults = dict(defaults or {})
+        self.stop_timeout = stop_timeout
+        self.manager = _lxc.LxcGuestManager(self.lxc, self.settings, host_id=host_id,
+                                            production=production, stop_timeout=stop_timeout,
+                                            start_timeout=start_timeout)
+        self._info = Runner.for_binary("lxc-info", {"lxcpath": fmt_opt("-P"), "name": fmt_opt("-n"),
+                                                    "pid": fmt_flag("-p"), "humanless": fmt_flag("-H")},
+                                       timeout=30)
+
+    def _converge(self, name, spec, state):
+        entry = dict(spec or {}, name=name, state=state)
+        self.manager.converge(_lxc.build_specs([entry], self.defaults))
+
+    def define(self, name, spec):
+        if self.lxc.state(name) is None:
+            self._converge(name, spec, "present")
+
+    def start(self, name, spec=None):
+        if self.lxc.state(name) == "RUNNING":
+            return
+        if spec is None:
+            self.lxc.start(name)
+        else:
+            self._converge(name, spec, "started")
+
+    def stop(self, name, timeout=None):
+        if self.lxc.state(name) == "RUNNING":
+            self.lxc.stop(name, self.stop_timeout if timeout is None else timeout)
+
+    def delete(self, name, keep_storage=True):
+        if keep_storage:
+            self.stop(name)
+            return
+        if self.lxc.state(name) is not None:
+            self.lxc.destroy(name)
+        self.settings.delete(name)
+
+    def state(self, name):
+        raw = self.lxc.state(name)
+        if raw is None:
+            return None
+        return RUNNING if raw == "RUNNING" else STOPPED
+
+    def facts(self, name):
+        res = self._info(["lxcpath", "name", "pid", "humanless"], lxcpath=self.lxc.lxcpath,
+                         name=_lxc.validate_name(name), pid=True, humanless=True, check=False)
+        pid = res.stdout.strip()
+        boot_id = None
+        if res.rc == 0 and pid.isdigit():
+            try:
+                boot_id = f"{_host_boot_id()}:{pid}:{_proc_starttime(pid)}"
+            except (OSError, IndexError):
+                boot_id = None
+        return {"boot_id": boot_id, "addresses": self.lxc.ipv4(name)}
+
+    def read_marker(self, name):
+        res = self.lxc.attach(name, ["cat", MARKER_PATH], check=False, timeout=30)
+        return res.stdout.strip() or None if res.rc == 0 else None
+
+    def write_marker(self, name, value):
+        self.lxc.attach(name, ["mkdir", "-p", os.path.dirname(MARKER_PATH)], timeout=30)
+        self.lxc.attach(name, ["tee", MARKER_PATH], data=value + "\n", timeout=30)
+
+
+class XenRequestBackend(Backend):
+    """Xen domains of one dom0 through the ``xen_domain`` logic (xl.cfg rendered from the
+    ``xen_vman`` VM variables, ``xl create``/``shutdown``).
+
+    ``spec`` is one ``xen_domain`` VM entry without ``org``/``name``: the domain of device
+    ``web-1`` is ``<org>-web-1`` with the backend's ``org``. ``delete`` stops the domain and
+    removes its xl.cfg; the root storage (NFS directory, iSCSI LUN) is never removed by the
+    reconciler, so ``keep_storage=False`` cannot do more than that. Addresses are the ``ip=``
+    of the config's vifs. No marker (see the module docstring).
+    """
+
+    kind = "xen"
+
+    def __init__(self, config_path="/etc/xen/vms", org="req", defaults=None, host_kernel=None,
+                 shutdown_timeout=60, toolstack=None):
+        self.config_path = config_path
+        self.org = org
+        self.defaults = dict(defaults or {})
+        self.host_kernel = host_kernel or os.uname().release
+        self.xl = toolstack or _xl.XlToolstack()
+        self.shutdown_timeout = shutdown_timeout
+        self.converger = DomainConverger(config_path, self.xl, manager="xl",
+                                         shutdown_timeout=shutdown_timeout)
+
+    def domain(self, name):
+        """The Xen domain name of device ``name``."""
+        return f"{self.org}-{name}"
+
+    def _converge(self, name, spec, state):
+        vm = {k: v for k, v in (spec or {}).items() if k != "state"}
+        vm.update(org=self.org, name=name)
+        self.converger.converge([_spec.normalize(vm, self.defaults, self.host_kernel)], state)
+
+    def _config(self, name):
+        return config_file(self.config_path, self.domain(name))
+
+    def define(self, name, spec):
+        if not os.path.exists(self._config(name)):
+            self._converge(name, spec, "present")
+
+    def start(self, name, spec=None):
+        if self.xl.domid(self.domain(name)) is not None:
+            return
+        if spec is None:
+            self.xl.create(self._config(name))
+        else:
+            self._converge(name, spec, "running")
+
+    def stop(self, name, timeout=None):
+        self.xl.shutdown(self.domain(name), self.shutdown_timeout if timeout is None else timeout)
+
+    def delete(self, name, keep_storage=True):
+        self.stop(name)
+        if os.path.exists(self._config(name)):
+            os.unlink(self._config(name))
+
+    def state(self, name):
+        if self.xl.domid(self.domain(name)) is not None:
+            return RUNNING
+        return STOPPED if os.path.exists(self._config(name)) else None
+
+    def facts(self, name):
+        domid = self.xl.domid(self.domain(name))
+        try:
+            with open(self._config(name), encoding="utf-8") as handle:
+                vifs = _xl.parse(handle.read()).get("vif") or []
+        except OSError:
+            vifs = []
+        addresses = []
+        for vif in vifs if isinstance(vifs, list) else [vifs]:
+            for part in str(vif).split(","):
+                key, _sep, value = part.partition("=")
+                if key.strip() == "ip" and value.strip():
+                    addresses.append(value.strip().split("/")[0])
+        return {"boot_id": None if domid is None else f"{_host_boot_id()}:{domid}",
+                "addresses": addresses}
+
+    def read_marker(self, name):
+        return None
+
+    def write_marker(self, name, value):
+        return None
+
+
+def make_backend(kind, options):
+    """The backend of ``kind`` configured by ``options`` (the reconcile module's ``lxc``
+    dict for LXC). Raises ValidationError for a kind that has no implementation yet."""
+    if kind == "lxc":
+        opts = dict(options or {})
+        return LxcRequestBackend(opts.get("lxc_path") or "/var/lib/lxc",
+                                 opts.get("settings_dir") or "/var/lib/vman/lxc",
+                                 host_id=opts.get("host_id"),
+                                 production=opts.get("production", True),
+                                 defaults=opts.get("defaults"))
+    if kind == "xen":
+        opts = dict(options or {})
+        return XenRequestBackend(opts.get("config_path") or "/etc/xen/vms", opts.get("org") or "req",
+                                 defaults=opts.get("defaults"), host_kernel=opts.get("host_kernel"),
+                                 shutdown_timeout=opts.get("shutdown_timeout") or 60)
+    if kind in KINDS:
+        raise ValidationError("reconcile", "backend", kind,
+                              "the request reconciler has no backend for this kind yet "
+                              "(lxc and xen); converge it with its own module")
+    raise ValidationError("reconcile", "backend", kind, f"must be one of {', '.join(KINDS)}")
