@@ -104,6 +104,7 @@ ansible_user: root
 ansible_python_interpreter: /usr/bin/python3
 ansible_ssh_private_key_file: "$demo/controller_key"
 ansible_host_key_checking: true
+ansible_pipelining: true
 ansible_ssh_common_args: "-o UserKnownHostsFile=$demo/known_hosts -o StrictHostKeyChecking=yes"
 YAML
 
@@ -117,7 +118,8 @@ show_inventory() {
   echo "-- inventory after $1:"
   "$py" - "$file" <<'PY'
 import json, sys
-inv = json.load(open(sys.argv[1]))
+# ansible-inventory --output keeps the unsafe marks of the fleet plugin's values
+inv = json.load(open(sys.argv[1]), object_hook=lambda d: d.get("__ansible_unsafe", d) if len(d) == 1 else d)
 hostvars = inv.get("_meta", {}).get("hostvars", {})
 if not hostvars:
     print("   (no VM in the store)")

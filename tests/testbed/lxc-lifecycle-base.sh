@@ -17,7 +17,14 @@ log() { printf '%s\n' "lxc-lifecycle-base: $*" >&2; }
 
 [ $# -eq 0 ] || { log "takes no arguments"; exit 2; }
 [ "$(id -u)" = 0 ] || { log "needs root"; exit 2; }
+release=${VMAN_LXC_RELEASE:-bookworm}
+mirror=${VMAN_LXC_MIRROR:-http://deb.debian.org/debian}
+marker=etc/vman-lifecycle-base.done
 start=$(date +%s.%N)
+if lxc-info -P "$lxcpath" -n "$name" >/dev/null 2>&1 && [ ! -e "$lxcpath/$name/rootfs/$marker" ]; then
+  log "removing the unfinished $name of an interrupted run"
+  lxc-destroy -P "$lxcpath" -n "$name" -f >&2
+fi
 if ! lxc-info -P "$lxcpath" -n "$name" >/dev/null 2>&1; then
   lxc-info -P "$lxcpath" -n "$base" >/dev/null 2>&1 || { log "no $base under $lxcpath: run lxc-setup.sh"; exit 2; }
   log "copying $base to $name"
@@ -39,6 +46,9 @@ if ! lxc-info -P "$lxcpath" -n "$name" >/dev/null 2>&1; then
   mount -t proc proc "$rootfs/proc"
   mounts+=("$rootfs/proc")
   cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+  # the template's security line (bookworm/updates) does not exist for bookworm; the main
+  # archive is all the guests need
+  printf 'deb %s %s main\n' "$mirror" "$release" > "$rootfs/etc/apt/sources.list"
   # no daemon may start inside the chroot
   printf '#!/bin/sh\nexit 101\n' > "$rootfs/usr/sbin/policy-rc.d"
   chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
@@ -48,6 +58,7 @@ if ! lxc-info -P "$lxcpath" -n "$name" >/dev/null 2>&1; then
     apt-get -q -y install --no-install-recommends "${packages[@]}" >&2
   cleanup
   trap - EXIT
+  touch "$rootfs/$marker"
 fi
 end=$(date +%s.%N)
 printf 'LIFECYCLE_BASE=%s\nLIFECYCLE_BASE_SECONDS=%s\n' "$name" \
