@@ -53,7 +53,7 @@ options:
     description: URL the guest POSTs its token to, ending in C(/callback/<vm>) (see M(vman.lifecycle.install_callback)).
     type: str
   token:
-    description: The one-time token from M(vman.lifecycle.install_callback) (O(state=issued)).
+    description: The one-time token that M(vman.lifecycle.install_callback) issued (its C(state=issued)).
     type: str
   host_keys:
     description:
