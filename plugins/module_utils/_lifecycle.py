@@ -205,3 +205,16 @@ def plan_ansible_request(vm, status, actor, ansible_pending=False):
     raise StateError(
         f"VM '{vm}': cannot request an ansible run in status '{status}'; requests are accepted "
         f"in: {', '.join((READY, ANSIBLE, ANSIBLE_QUEUE) + DEFERRING)}")
+
+
+def plan_run_end(vm, status):
+    """Plan the end of an ansible run: ``ansible -> ready``, or ``ansible_queue -> ansible``
+    when a request came in during the run (the queued run starts at once: ``Plan.after`` is
+    then ``ansible`` and the caller runs again). Any other status is a StateError."""
+    _check_status(vm, status)
+    if status == ANSIBLE:
+        return plan_transition(vm, status, READY, ADMIN)
+    if status == ANSIBLE_QUEUE:
+        return plan_transition(vm, status, ANSIBLE, ADMIN)
+    raise StateError(f"VM '{vm}': no ansible run to finish in status '{status}'; a run ends in "
+                     f"'{ANSIBLE}' or '{ANSIBLE_QUEUE}'")

@@ -12,6 +12,7 @@ import uuid
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lifecycle as lc
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_name
 from ansible_collections.vman.lifecycle.plugins.module_utils._netconf import normalise
 
 BACKENDS = ("xen", "libvirt", "lxc")
@@ -95,4 +96,6 @@ def claim(store, flavor, owner, actor=lc.USER, who=None, check=False):
         raise ValidationError("vm_pool", "flavor", flavor, "state=claimed needs a flavor")
     vm = store.claim(flavor, owner, actor=actor, who=who, check=check)
     vm["netconfs"] = {row["kind"]: row for row in store.netconfs(vm=vm["name"])}
+    # the fleet inventory's name of the VM, so a playbook can target it right after the claim
+    vm["host"] = host_name(vm)
     return {"changed": True, "vm": vm}, []

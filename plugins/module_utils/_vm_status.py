@@ -17,14 +17,21 @@ def _view(vm):
 
 
 def apply_status(store, name, actor, status=None, request_ansible=False, admin_suspended=None,
-                 who=None, reason=None, grace_days=lc.DEFAULT_GRACE_DAYS, check=False):
-    """Apply what vm_status asks for; return the module result (without ``diff``)."""
+                 who=None, reason=None, grace_days=lc.DEFAULT_GRACE_DAYS, check=False,
+                 finish_run=False):
+    """Apply what vm_status asks for; return the module result (without ``diff``).
+
+    ``finish_run`` ends an ansible run (``ansible -> ready``, ``ansible_queue -> ansible``);
+    the result's ``run_again`` is then true when a queued run must start now.
+    """
     who = who or DEFAULT_WHO
     if actor not in lc.ACTORS:
         raise ValidationError(f"VM '{name}'", "actor", actor, f"must be one of {', '.join(lc.ACTORS)}")
-    if status is not None and request_ansible:
-        raise ValidationError(f"VM '{name}'", "request_ansible", True,
-                              "give either a target status or request_ansible, not both")
+    if sum(bool(x) for x in (status is not None, request_ansible, finish_run)) > 1:
+        raise ValidationError(f"VM '{name}'", "status", status,
+                              "give only one of a target status, request_ansible, finish_run")
+    if finish_run and actor != lc.ADMIN:
+        raise StateError(f"VM '{name}': only the runner (actor admin) ends an ansible run")
     if admin_suspended is not None and actor != lc.ADMIN:
         raise StateError(f"VM '{name}': only an admin may change the admin suspension "
                          f"(actor is '{actor}')")
@@ -42,6 +49,8 @@ def apply_status(store, name, actor, status=None, request_ansible=False, admin_s
                                    grace_days=grace_days)
     elif request_ansible:
         plan = store.request_ansible(name, actor, who=who, why=reason, check=check)
+    elif finish_run:
+        plan = store.finish_ansible_run(name, who=who, why=reason, check=check)
     if plan is not None:
         after["status"] = plan.after
         if plan.deferred:
@@ -55,6 +64,7 @@ def apply_status(store, name, actor, status=None, request_ansible=False, admin_s
         "after": after,
         "event": plan.event if plan is not None and plan.changed else None,
         "deferred": bool(plan is not None and plan.deferred),
+        "run_again": bool(finish_run and plan.after == lc.ANSIBLE),
         "msg": plan.message if plan is not None else "",
     }
 

@@ -127,7 +127,8 @@ created:
   type: list
   elements: dict
 vm:
-  description: The VM claimed (status C(ready), owner set), with C(netconfs) by kind.
+  description: The VM claimed (status C(ready), owner set), with C(netconfs) by kind and
+    C(host), its host name in the P(vman.lifecycle.fleet#inventory) inventory.
   returned: when O(state=claimed)
   type: dict
 """

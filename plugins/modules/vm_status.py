@@ -56,6 +56,14 @@ options:
       - Any other status fails.
     type: bool
     default: false
+  finish_run:
+    description:
+      - End the ansible run of the VM, as the runner (O(actor=admin)) does when its run is
+        over; C(ansible) becomes C(ready), C(ansible_queue) becomes C(ansible) and
+        RV(run_again) tells the runner to run once more. Any other status fails.
+      - Mutually exclusive with O(status) and O(request_ansible).
+    type: bool
+    default: false
   admin_suspended:
     description:
       - Set or clear the administrative suspension. Only O(actor=admin) may.
@@ -139,6 +147,10 @@ deferred:
   description: True when an ansible request was deferred because the VM is still being installed.
   returned: success
   type: bool
+run_again:
+  description: With O(finish_run), true when a queued run starts now (the status is C(ansible) again).
+  returned: success
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -154,6 +166,7 @@ def main():
         name=dict(type="str", required=True),
         status=dict(type="str", choices=list(lc.STATUSES)),
         request_ansible=dict(type="bool", default=False),
+        finish_run=dict(type="bool", default=False),
         admin_suspended=dict(type="bool"),
         actor=dict(type="str", choices=list(lc.ACTORS), default=lc.USER),
         who=dict(type="str", default="ansible"),
@@ -162,8 +175,9 @@ def main():
     )
     argument_spec.update(STORE_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("status", "request_ansible")],
-                           required_one_of=[("status", "request_ansible", "admin_suspended")])
+                           mutually_exclusive=[("status", "request_ansible", "finish_run")],
+                           required_one_of=[("status", "request_ansible", "admin_suspended",
+                                             "finish_run")])
     p = module.params
     try:
         with open_store(p["store"]) as store:
@@ -171,7 +185,7 @@ def main():
                                   request_ansible=p["request_ansible"],
                                   admin_suspended=p["admin_suspended"], who=p["who"],
                                   reason=p["reason"], grace_days=p["grace_days"],
-                                  check=module.check_mode)
+                                  check=module.check_mode, finish_run=p["finish_run"])
     except VmanError as exc:
         module.fail_json(msg=str(exc), name=p["name"], **exc.to_result())
     if module._diff:

@@ -71,9 +71,9 @@ class Store(RequestsMixin):
         with self._tx(write=True) as q:
             self._lock_schema(q)
             q.run(schema.render(schema.VERSION_TABLE, self.dialect))
-            current = q.one("SELECT MAX(version) AS v FROM schema_version")["v"] or 0
+            done = {int(r["version"]) for r in q.all("SELECT version FROM schema_version")}
             applied = []
-            for version, statements in schema.pending(current, self.dialect):
+            for version, statements in schema.pending(done, self.dialect):
                 for statement in statements:
                     q.run(statement)
                 q.run("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
@@ -196,6 +196,15 @@ class Store(RequestsMixin):
                     self._event(q, now, name, actor, who, plan.event, plan.before, plan.after, why)
                 else:
                     self._apply(q, plan, now, who, why)
+            return plan
+
+    def finish_ansible_run(self, name, who=None, why=None, check=False):
+        """End an ansible run (see ``_lifecycle.plan_run_end``); return the plan."""
+        with self._tx(write=not check) as q:
+            vm = self._get(q, name, lock=True)
+            plan = lc.plan_run_end(name, vm["status"])
+            if not check:
+                self._apply(q, plan, self.clock(), who, why)
             return plan
 
     def set_admin_suspended(self, name, suspended, who=None, why=None, check=False):
@@ -376,6 +385,48 @@ class Store(RequestsMixin):
             return [dict(r) for r in q.all(
                 "SELECT key_type, public_key, fp_sha256, fp_sha1 FROM host_keys WHERE vm = ? "
                 "ORDER BY key_type", (vm,))]
+
+    # ---- generated secrets (kept until shown) ------------------------------------------
+    def put_secret(self, vm, name, make_value):
+        """The VM's secret ``name``: the stored value, else ``make_value()`` stored now.
+
+        Returns ``(value, created)``. One transaction, so two runs never store two values.
+        """
+        with self._tx(write=True) as q:
+            self._get(q, vm, lock=True)
+            row = q.one("SELECT value FROM vm_secrets WHERE vm = ? AND name = ?", (vm, name))
+            if row is not None:
+                return row["value"], False
+            value = make_value()
+            q.run("INSERT INTO vm_secrets (vm, name, value, created_at) VALUES (?, ?, ?, ?)",
+                  (vm, name, value, self.clock()))
+            return value, True
+
+    def has_secret(self, vm, name):
+        """Whether the VM's secret ``name`` is still stored (not shown yet)."""
+        with self._tx() as q:
+            return q.one("SELECT 1 AS x FROM vm_secrets WHERE vm = ? AND name = ?",
+                         (vm, name)) is not None
+
+    def take_secret(self, vm, name, check=False):
+        """Return the VM's secret ``name`` and delete it (it is shown once), or None."""
+        with self._tx(write=not check) as q:
+            row = q.one("SELECT value FROM vm_secrets WHERE vm = ? AND name = ?", (vm, name))
+            if row is not None and not check:
+                q.run("DELETE FROM vm_secrets WHERE vm = ? AND name = ?", (vm, name))
+            return None if row is None else row["value"]
+
+    def drop_secrets(self, vm, name=None, check=False):
+        """Delete the VM's secrets (only ``name`` when given); return the names deleted."""
+        where, args = "vm = ?", [vm]
+        if name is not None:
+            where, args = where + " AND name = ?", args + [name]
+        with self._tx(write=not check) as q:
+            names = [r["name"] for r in q.all(f"SELECT name FROM vm_secrets WHERE {where} "
+                                              "ORDER BY name", args)]
+            if names and not check:
+                q.run(f"DELETE FROM vm_secrets WHERE {where}", args)
+            return names
 
     # ---- helpers -----------------------------------------------------------------------
     def _get(self, q, name, lock=False):

@@ -151,6 +151,17 @@ MIGRATIONS = (
             UNIQUE (allocator, request)
         )""",
     )),
+    # generated passwords (seed 000: shown to the owner once, then gone)
+    (3, "vm_secrets: generated passwords, kept until shown once", (
+        """CREATE TABLE vm_secrets (
+            id {id},
+            vm TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            created_at {ts} NOT NULL,
+            UNIQUE (vm, name)
+        )""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1][0]
@@ -161,8 +172,15 @@ def render(statement: str, dialect: str) -> str:
     return statement.format(**TYPES[dialect])
 
 
-def pending(current: int, dialect: str):
-    """Yield ``(version, [rendered statements])`` for every migration newer than ``current``."""
+def pending(done, dialect: str):
+    """Yield ``(version, [rendered statements])`` for every migration not applied yet.
+
+    ``done`` is the set of versions recorded (an int means every version up to it): a
+    migration numbered below the highest one applied, merged from a parallel branch, still runs.
+    """
+    if isinstance(done, int):
+        done = range(done + 1)
+    done = set(done)
     for version, _desc, statements in MIGRATIONS:
-        if version > current:
+        if version not in done:
             yield version, [render(s, dialect) for s in statements]

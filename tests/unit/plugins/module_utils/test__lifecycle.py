@@ -170,3 +170,15 @@ def test_run_end_semantics():
     assert lc.plan_transition("vm1", "ansible_queue", "ansible", "admin").after == "ansible"
     with pytest.raises(StateError):
         lc.plan_transition("vm1", "ansible_queue", "ready", "admin")
+
+
+@pytest.mark.parametrize("status,after", [("ansible", "ready"), ("ansible_queue", "ansible")])
+def test_plan_run_end(status, after):
+    plan = lc.plan_run_end("vm1", status)
+    assert plan.changed and plan.after == after and plan.actor == "admin"
+
+
+@pytest.mark.parametrize("status", ["ready", "installing", "quarantined", "failed"])
+def test_plan_run_end_refused_without_a_run(status):
+    with pytest.raises(StateError, match=f"VM 'vm1': no ansible run to finish in status '{status}'"):
+        lc.plan_run_end("vm1", status)

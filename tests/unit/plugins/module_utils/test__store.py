@@ -395,3 +395,33 @@ def test_sqlite_claims_from_separate_processes(tmp_path):
         results = pool.map(_claim_in_process, [(url, i) for i in range(16)])
     got = [n for part in results for n in part]
     assert len(got) == 300 and len(set(got)) == 300
+
+
+# ---- generated secrets and the end of ansible runs (migration 3) ----------------------------
+
+def test_secrets_kept_until_taken_on_both_backends(store):
+    store.create_vms([_vm("s1"), _vm("s2")])
+    made = iter(["first-value", "second-value"])
+    assert store.put_secret("s1", "root", lambda: next(made)) == ("first-value", True)
+    # a second put keeps the first value and never calls the generator again
+    assert store.put_secret("s1", "root", lambda: "unused") == ("first-value", False)
+    assert store.put_secret("s2", "root", lambda: next(made)) == ("second-value", True)
+    assert store.take_secret("s1", "root", check=True) == "first-value"
+    assert store.has_secret("s1", "root")
+    assert store.take_secret("s1", "root") == "first-value"
+    assert store.take_secret("s1", "root") is None and not store.has_secret("s1", "root")
+    assert store.drop_secrets("s2", check=True) == ["root"] and store.has_secret("s2", "root")
+    assert store.drop_secrets("s2") == ["root"] and store.drop_secrets("s2") == []
+    with pytest.raises(StateError, match="VM 'nope' is not in the store"):
+        store.put_secret("nope", "root", lambda: "x")
+
+
+def test_finish_ansible_run_on_both_backends(store):
+    _put(store, "r1", "ready")
+    store.request_ansible("r1", "user")
+    store.request_ansible("r1", "user")
+    assert store.finish_ansible_run("r1", who="t").after == "ansible"
+    assert store.finish_ansible_run("r1", who="t").after == "ready"
+    with pytest.raises(StateError, match="no ansible run to finish"):
+        store.finish_ansible_run("r1")
+    assert [e["event"] for e in store.events("r1")][-2:] == ["ansible_done_run_queued", "ansible_done"]

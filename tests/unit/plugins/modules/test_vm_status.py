@@ -102,3 +102,19 @@ def test_ansible_requests_and_env_store(tmp_path, store_url):
                                   "ansible_pending": True}
     assert got["d2"]["deferred"] is True and got["d2"]["changed"] is False
     assert [v["name"] for v in got["queued"]["vms"]] == ["web2"]
+
+
+def test_finish_run_runs_the_queued_one_then_ends(tmp_path, store_url):
+    req = {"vman.lifecycle.vm_status": {"name": "web2", "request_ansible": True}}
+    end = {"vman.lifecycle.vm_status": {"name": "web2", "finish_run": True, "actor": "admin"}}
+    got, dummy = run_play(tmp_path, [
+        dict(req, register="r1"), dict(req, register="r2"),
+        dict(end, register="e1"), dict(end, register="e2"), dict(end, register="e3"),
+        {"vman.lifecycle.vm_status": {"name": "web1", "finish_run": True}, "register": "user"},
+    ], env={"VMAN_STORE": store_url})
+    assert got["e1"]["after"]["status"] == "ansible" and got["e1"]["run_again"] is True
+    assert got["e1"]["event"] == "ansible_done_run_queued"
+    assert got["e2"]["after"]["status"] == "ready" and got["e2"]["run_again"] is False
+    assert got["e3"]["failed"] and "no ansible run to finish in status 'ready'" in got["e3"]["msg"]
+    assert got["user"]["failed"] and "only the runner" in got["user"]["msg"]
+    assert _status(store_url, "web2")["status"] == "ready"
