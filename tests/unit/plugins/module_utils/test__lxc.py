@@ -361,6 +361,108 @@ def test_check_mode_plans_a_scratch_create_without_touching_anything(tmp_path):
     assert not (tmp_path / "settings").exists() and not (tmp_path / "lxc").exists()
 
 
+# ---- destroy keeps an lvm volume unless asked; btrfs/zfs need host support -----------------
+
+class FakeLxcTools:
+    """Fake executor for LxcBackend: records argv, answers lxc-info/stat/zfs."""
+
+    def __init__(self, state="STOPPED", fstype="ext2/ext3", zfs_rc=127, zfs_out=""):
+        self.state, self.fstype, self.zfs_rc, self.zfs_out = state, fstype, zfs_rc, zfs_out
+        self.calls = []
+        self.config_at_destroy = None
+
+    def __call__(self, argv, timeout=None, check=True, data=None, secrets=()):
+        from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Result
+        from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError
+        tool = os.path.basename(argv[0])
+        self.calls.append([tool] + list(argv[1:]))
+        if tool == "lxc-info":
+            return Result(argv, 0, self.state + "\n", "")
+        if tool == "lxc-destroy":
+            path = argv[argv.index("-P") + 1]
+            name = argv[argv.index("-n") + 1]
+            self.config_at_destroy = open(os.path.join(path, name, "config"),
+                                          encoding="utf-8").read()
+        if tool == "stat":
+            return Result(argv, 0, self.fstype + "\n", "")
+        if tool == "zfs":
+            if self.zfs_rc and check:
+                raise CommandError(argv, self.zfs_rc, "", "zfs: not found")
+            return Result(argv, self.zfs_rc, self.zfs_out, "")
+        return Result(argv, 0, "", "")
+
+
+def _lvm_container(tmp_path, state="STOPPED", **kwargs):
+    lxcpath = tmp_path / "lxc"
+    (lxcpath / "db1.test.com").mkdir(parents=True)
+    (lxcpath / "db1.test.com" / "config").write_text(
+        "lxc.rootfs.path = lvm:/dev/lxc/db1.test.com\nlxc.uts.name = db1.test.com\n")
+    tools = FakeLxcTools(state)
+    mgr = _lxc.LxcGuestManager(_lxc.LxcBackend(lxcpath, executor=tools),
+                               _lxc.SettingsStore(tmp_path / "settings"), host_id="h", **kwargs)
+    return mgr, tools
+
+
+def test_destroy_keeps_the_lvm_volume_unless_asked(tmp_path):
+    mgr, tools = _lvm_container(tmp_path, state="RUNNING")
+    assert mgr.backend.rootfs_volume("db1.test.com") == "/dev/lxc/db1.test.com"
+    results, _d, changed = mgr.converge([_spec(name="db1.test.com", state="absent")])
+    assert changed and results[0]["actions"] == ["keep volume /dev/lxc/db1.test.com", "destroy"]
+    assert results[0]["kept_volume"] == "/dev/lxc/db1.test.com"
+    assert "lxc.rootfs.path" not in tools.config_at_destroy
+    assert [c[0] for c in tools.calls if c[0] not in ("lxc-info", "lxc-ls")] == [
+        "lxc-stop", "lxc-destroy"]
+
+    mgr, tools = _lvm_container(tmp_path / "2", remove_volume=True)
+    results, _d, _c = mgr.converge([_spec(name="db1.test.com", state="absent")])
+    assert results[0]["actions"] == ["destroy"] and "kept_volume" not in results[0]
+    assert "lxc.rootfs.path = lvm:/dev/lxc/db1.test.com" in tools.config_at_destroy
+
+
+def test_destroy_check_mode_reports_the_kept_volume_and_changes_nothing(tmp_path):
+    mgr, tools = _lvm_container(tmp_path, check_mode=True)
+    results, _d, _c = mgr.converge([_spec(name="db1.test.com", state="absent")])
+    assert results[0]["actions"] == ["keep volume /dev/lxc/db1.test.com", "destroy"]
+    assert tools.config_at_destroy is None
+    assert "lxc.rootfs.path" in (tmp_path / "lxc" / "db1.test.com" / "config").read_text()
+
+
+@pytest.mark.parametrize("value, volume", [("lvm:/dev/vg0/a", "/dev/vg0/a"), ("/dev/vg0/a", "/dev/vg0/a"),
+                                           ("dir:/var/lib/lxc/a/rootfs", None),
+                                           ("overlay:/b/rootfs:/a/delta0", None), ("", None)])
+def test_rootfs_volume(tmp_path, value, volume):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "config").write_text(f"lxc.rootfs.path = {value}\n" if value else "")
+    assert _lxc.LxcBackend(tmp_path).rootfs_volume("a") == volume
+
+
+def test_btrfs_and_zfs_are_checked_before_the_first_create(tmp_path):
+    tools = FakeLxcTools()
+    backend = _lxc.LxcBackend(tmp_path / "lxc", executor=tools)
+    mgr = _lxc.LxcGuestManager(backend, _lxc.SettingsStore(tmp_path / "s"), host_id="h")
+    with pytest.raises(StateError, match="btrfs filesystem; .* is on ext2/ext3"):
+        mgr.converge([_spec(profile_type="btrfs-scratch")])
+    with pytest.raises(StateError, match="need ZFS on this host"):
+        mgr.converge([_spec(profile_type="zfs-scratch")])
+    tools.zfs_rc = 0
+    with pytest.raises(StateError, match="'zfs list' shows none"):
+        mgr.converge([_spec(profile_type="zfs-scratch")])
+    tools.fstype, tools.zfs_out = "btrfs", "rpool\n"
+    mgr = _lxc.LxcGuestManager(backend, _lxc.SettingsStore(tmp_path / "s"), host_id="h")
+    results, _d, _c = mgr.converge([_spec(name="a.test.com", profile_type="btrfs-scratch"),
+                                    _spec(name="b.test.com", profile_type="zfs-scratch")])
+    created = [c for c in tools.calls if c[0] == "lxc-create"]
+    assert [c[c.index("-B") + 1] for c in created] == ["btrfs", "zfs"]
+    assert ["stat", "-f", "-c", "%T", str(tmp_path)] in tools.calls     # nearest existing dir
+
+
+def test_real_stat_reports_this_hosts_filesystem(tmp_path):
+    """Real ``stat -f``: the temp dir here is not btrfs, so btrfs is refused naming its type."""
+    backend = _lxc.LxcBackend(tmp_path)
+    with pytest.raises(StateError, match=f"{tmp_path} is on (?!btrfs)"):
+        backend.check_backing("btrfs")
+
+
 # ---- rootfs writes ---------------------------------------------------------------------------
 
 def test_safe_write_creates_dirs_and_refuses_symlinks(tmp_path):
