@@ -39,22 +39,24 @@ def lxc_provision_step(spawn_result, step, containers=None, host_id=None, ssh_ke
         return _wrap(_prov.grains_step, spawn_result, containers, host_id, extra_facts,
                      fact_name)
     if step == "initial_setup":
-        return _wrap(_prov.initial_setup_step, spawn_result, commands, regenerate_host_keys)
+        return _wrap(_prov.initial_setup_step, spawn_result, containers, commands,
+                     regenerate_host_keys)
     raise AnsibleFilterError(f"lxc_provision_step: unknown step {step!r} (hostsfile, sshkeys, "
                              "grains, initial_setup)")
 
 
 def lxc_provision_converge(spawn_result, setup_result, workdir, playbook=None, role=None,
                            user="root", private_key=None, proxy_jump=None, gather_facts=True,
-                           ansible_playbook_python=None, extra_args=()):
+                           ansible_playbook_python=None, extra_args=(), containers=None):
     """Inventory, known_hosts, playbook and argv of the initial converge step."""
     return _wrap(_prov.converge_plan, spawn_result, setup_result, workdir, playbook, role, user,
-                 private_key, proxy_jump, gather_facts, ansible_playbook_python, extra_args)
+                 private_key, proxy_jump, gather_facts, ansible_playbook_python, extra_args,
+                 containers)
 
 
-def lxc_provision_report(result, step):
+def lxc_provision_report(result, step, containers=None):
     """One line per container of a step's result."""
-    return _wrap(_prov.step_report, step, result)
+    return _wrap(_prov.step_report, step, result, containers)
 
 
 def lxc_provision_recap(stdout):

@@ -81,12 +81,26 @@ def guest_entries(containers, state="started") -> list:
     return out
 
 
-def _spawned(spawn_result) -> list:
-    """The per-container results of the spawn step (a registered ``lxc_guest`` result)."""
+def _spawned(spawn_result, containers=None) -> list:
+    """The per-container results of the spawn step (a registered ``lxc_guest`` result).
+
+    With ``containers`` (the role's mapping, in the order the spawn step was given it; an
+    empty one is ignored) the
+    names are taken from the mapping, position by position: Ansible masks every occurrence of
+    a ``no_log`` value in a module's result, so a password that is part of a container name
+    (seed 001's ``gfoobar.test.com`` with password ``foobar``) comes back as ``g********...``.
+    """
     items = (spawn_result or {}).get("containers")
     if not isinstance(items, list):
         raise ValidationError("lxc_provision", "spawn", spawn_result,
                               "is not an lxc_guest result (no 'containers' list)")
+    if containers:
+        names = list(_containers(containers))
+        if len(names) != len(items):
+            raise ValidationError("lxc_provision", "spawn", len(items),
+                                  f"results for {len(names)} containers expected")
+        items = [dict(item, name=name, settings=dict(item.get("settings") or {}, name=name))
+                 for name, item in zip(names, items)]
     return [c for c in items if c.get("state") != "absent"]
 
 
@@ -126,7 +140,7 @@ def _extra_hosts(extra) -> list:
 def hostsfile_step(spawn_result, containers, extra_hosts=(), peers=True) -> list:
     """``lxc_guest_setup`` input of the hosts file step (``/etc/hosts`` of every container)."""
     spec = _containers(containers)
-    spawned = _spawned(spawn_result)
+    spawned = _spawned(spawn_result, containers)
     everyone = [(c["settings"]["ip"], [c["name"], c["name"].split(".", 1)[0]]
                  if "." in c["name"] else [c["name"]]) for c in spawned]
     common = _extra_hosts(extra_hosts)
@@ -148,11 +162,11 @@ def sshkeys_step(spawn_result, containers, ssh_keys=()) -> list:
     """
     spec = _containers(containers)
     out = []
-    for item in _spawned(spawn_result):
+    for item in _spawned(spawn_result, containers):
         name = item["name"]
-        keys = [k.strip() for k in list(ssh_keys or []) + list((spec.get(name) or {})
-                                                                 .get("ssh_keys") or [])]
-        keys = list(dict.fromkeys(k for k in keys if k))
+        own = (spec.get(name) or {}).get("ssh_keys") or []
+        keys = list(dict.fromkeys(k.strip() for k in list(ssh_keys or []) + list(own)
+                                  if k.strip()))
         for key in keys:
             _lxc._no_newline(key, name, "ssh_keys")
         files = []
@@ -190,7 +204,7 @@ def grains_step(spawn_result, containers, host_id, extra_facts=None, fact_name="
                               "must be lower-case letters, digits and '_'")
     spec = _containers(containers)
     out = []
-    for item in _spawned(spawn_result):
+    for item in _spawned(spawn_result, containers):
         extra = dict(extra_facts or {})
         extra.update((spec.get(item["name"]) or {}).get("facts") or {})
         text = json.dumps(facts_data(item, host_id, extra), indent=2, sort_keys=True) + "\n"
@@ -199,19 +213,19 @@ def grains_step(spawn_result, containers, host_id, extra_facts=None, fact_name="
     return out
 
 
-def initial_setup_step(spawn_result, commands=(), regenerate_host_keys=True,
+def initial_setup_step(spawn_result, containers=None, commands=(), regenerate_host_keys=True,
                        marker=_lxc_setup.DEFAULT_MARKER) -> list:
     """``lxc_guest_setup`` input of the one-time initial setup."""
     cmds = [_lxc_setup.validate_argv(c, "lxc_provision", "initial_setup_commands")
             for c in commands or []]
     return [{"name": item["name"], "commands": cmds,
              "regenerate_host_keys": bool(regenerate_host_keys), "marker": marker}
-            for item in _spawned(spawn_result)]
+            for item in _spawned(spawn_result, containers)]
 
 
-def known_hosts_text(spawn_result, setup_result) -> str:
+def known_hosts_text(spawn_result, setup_result, containers=None) -> str:
     """known_hosts lines for the containers (``<ip>,<name> <type> <key>``), from the guests."""
-    ips = {c["name"]: c["settings"]["ip"] for c in _spawned(spawn_result)}
+    ips = {c["name"]: c["settings"]["ip"] for c in _spawned(spawn_result, containers)}
     lines = []
     for item in (setup_result or {}).get("containers") or []:
         for key in item.get("ssh_host_keys") or []:
@@ -222,7 +236,7 @@ def known_hosts_text(spawn_result, setup_result) -> str:
 
 def converge_plan(spawn_result, setup_result, workdir, playbook=None, role=None, user="root",
                   private_key=None, proxy_jump=None, gather_facts=True,
-                  ansible_playbook_python=None, extra_args=()) -> dict:
+                  ansible_playbook_python=None, extra_args=(), containers=None) -> dict:
     """Everything the initial converge step writes and runs, or ``{'skip': reason}``.
 
     Returns ``{'inventory': {...}, 'known_hosts': text, 'playbook': [...] or None,
@@ -241,7 +255,7 @@ def converge_plan(spawn_result, setup_result, workdir, playbook=None, role=None,
         ssh_args += ["-o", "ProxyJump=" + _lxc._no_newline(proxy_jump, "lxc_provision",
                                                            "converge_proxy_jump")]
     hosts = {}
-    for item in _spawned(spawn_result):
+    for item in _spawned(spawn_result, containers):
         hosts[item["name"]] = {"ansible_host": item["settings"]["ip"], "ansible_user": user,
                                "ansible_ssh_common_args": " ".join(ssh_args)}
     inventory = {"all": {"children": {"lxc_provision": {"hosts": hosts}}}}
@@ -261,7 +275,8 @@ def converge_plan(spawn_result, setup_result, workdir, playbook=None, role=None,
         argv += ["--private-key", str(private_key)]
     argv += [_lxc._no_newline(a, "lxc_provision", "converge_extra_args") for a in extra_args or []]
     argv.append(path)
-    return {"inventory": inventory, "known_hosts": known_hosts_text(spawn_result, setup_result),
+    return {"inventory": inventory,
+            "known_hosts": known_hosts_text(spawn_result, setup_result, containers),
             "playbook": doc, "playbook_path": path, "argv": argv}
 
 
@@ -286,8 +301,11 @@ def recap_summary(stdout) -> dict:
             "failed": any(c["failed"] or c["unreachable"] for c in hosts.values())}
 
 
-def step_report(step, result) -> list:
-    """One line per container of a step's registered result (for the role's report task)."""
+def step_report(step, result, containers=None) -> list:
+    """One line per container of a step's registered result (for the role's report task).
+
+    ``containers`` restores the names of the spawn and destroy results (see :func:`_spawned`).
+    """
     if step not in STEPS:
         raise ValidationError("lxc_provision", "step", step, "must be one of " + ", ".join(STEPS))
     result = result or {}
@@ -298,7 +316,12 @@ def step_report(step, result) -> list:
         return [f"{step}: {host}: ok={c['ok']} changed={c['changed']}"
                 for host, c in sorted(recap.items())] or [f"{step}: no play recap"]
     lines = []
-    for item in result.get("containers") or []:
+    items = result.get("containers") or []
+    if containers is not None and step in ("spawn", "destroy") and items:
+        names = list(_containers(containers))
+        if len(names) == len(items):
+            items = [dict(item, name=name) for name, item in zip(names, items)]
+    for item in items:
         actions = ", ".join(item.get("actions") or []) or "nothing to do"
         lines.append(f"{step}: {item['name']}: {actions}")
     return lines or [f"{step}: no containers"]

@@ -47,7 +47,6 @@ def validate_path(path, obj="lxc", field_name="path") -> str:
     return path
 
 
-
 def validate_argv(argv, obj="lxc", field_name="commands") -> list:
     """A command as an argv list of single-line strings (never a shell string)."""
     if not isinstance(argv, (list, tuple)) or not argv:

@@ -587,3 +587,26 @@ def test_real_vg_check_reports_missing_volume_group(lxc_testbed):
     backend = _lxc.LxcBackend(lxc_testbed["LXC_PATH"])
     with pytest.raises(StateError, match="volume group 'vman-no-such-vg'"):
         backend.check_vg("vman-no-such-vg")
+
+
+@pytest.mark.real
+def test_real_lxc_destroy_leaves_a_forgotten_root_alone(lxc_testbed, tmp_path):
+    """What keeps an lvm volume, shown with a real lxc-destroy on a dir root outside lxcpath.
+
+    Without ``lxc.rootfs.path`` lxc-destroy removes only the container directory; with it, it
+    destroys the root too (for lvm: lvremove). No device-mapper here, so a dir root stands in.
+    """
+    backend = _lxc.LxcBackend(lxc_testbed["LXC_PATH"])
+    for name, forget in (("t-keep.test.com", True), ("t-drop.test.com", False)):
+        root = tmp_path / name
+        (root / "etc").mkdir(parents=True)
+        (root / "etc" / "hostname").write_text(name + "\n")
+        os.makedirs(os.path.join(lxc_testbed["LXC_PATH"], name))
+        backend.write_config(name, f"lxc.rootfs.path = dir:{root}\nlxc.uts.name = {name}\n")
+        assert backend.state(name) == "STOPPED"
+        if forget:
+            backend.forget_rootfs(name)
+            assert "lxc.rootfs.path" not in backend.read_config(name)
+        backend.destroy(name)
+        assert not backend.exists(name)
+        assert (root / "etc" / "hostname").exists() == forget

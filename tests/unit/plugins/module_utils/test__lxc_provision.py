@@ -87,8 +87,8 @@ def test_hosts_step_rejects_bad_extra_entries():
 
 
 def test_sshkeys_step_per_user_and_container_and_no_file_without_keys():
-    steps = prov.sshkeys_step(_spawn(), CONTAINERS, ssh_keys=["ssh-ed25519 AAAA ctl@host",
-                                                             "ssh-ed25519 AAAA ctl@host"])
+    keys = ["ssh-ed25519 AAAA ctl@host", "ssh-ed25519 AAAA ctl@host"]
+    steps = prov.sshkeys_step(_spawn(), CONTAINERS, ssh_keys=keys)
     given = steps[0]["files"]
     assert [f["path"] for f in given] == ["~root/.ssh/authorized_keys",
                                           "~sysadmin/.ssh/authorized_keys"]
@@ -119,12 +119,12 @@ def test_grains_step_facts_without_secrets():
 
 
 def test_initial_setup_step():
-    steps = prov.initial_setup_step(_spawn(), [["apt-get", "install", "-y", "python3"]])
+    steps = prov.initial_setup_step(_spawn(), commands=[["apt-get", "install", "-y", "python3"]])
     assert steps[0] == {"name": "gfoobar.test.com", "regenerate_host_keys": True,
                         "commands": [["apt-get", "install", "-y", "python3"]],
                         "marker": "/etc/vman/initial-setup.done"}
     with pytest.raises(ValidationError, match="argv list"):
-        prov.initial_setup_step(_spawn(), ["apt-get install python3"])
+        prov.initial_setup_step(_spawn(), commands=["apt-get install python3"])
 
 
 def test_spawn_result_must_be_an_lxc_guest_result():
@@ -198,3 +198,22 @@ def test_recap_and_reports():
         "hostsfile: skipped (x)"]
     with pytest.raises(ValidationError, match="step"):
         prov.step_report("highstate", {})
+
+
+def test_names_come_from_the_mapping_when_ansible_masked_a_password_in_them():
+    """Password 'foobar' (seed 001) is part of 'gfoobar.test.com': Ansible masks it in results."""
+    spawn = _spawn()
+    spawn["containers"][0]["name"] = "g********.test.com"
+    spawn["containers"][0]["settings"]["name"] = "g********.test.com"
+    steps = prov.hostsfile_step(spawn, CONTAINERS)
+    assert steps[0]["name"] == "gfoobar.test.com"
+    assert "10.5.10.16\tgfoobar.test.com gfoobar" in steps[0]["files"][0]["content"]
+    facts = json.loads(prov.grains_step(spawn, CONTAINERS, "h")[0]["files"][0]["content"])
+    assert facts["name"] == "gfoobar.test.com"
+    assert prov.initial_setup_step(spawn, CONTAINERS)[0]["name"] == "gfoobar.test.com"
+    plan = prov.converge_plan(spawn, SETUP, "/w", playbook="p.yml", containers=CONTAINERS)
+    assert "gfoobar.test.com" in plan["inventory"]["all"]["children"]["lxc_provision"]["hosts"]
+    assert plan["known_hosts"].startswith("10.5.10.16,gfoobar.test.com ssh-ed25519 K1")
+    assert prov.step_report("spawn", spawn, CONTAINERS)[0].startswith("spawn: gfoobar.test.com:")
+    with pytest.raises(ValidationError, match="results for 1 containers expected"):
+        prov.hostsfile_step(spawn, {"a.test.com": {}})
