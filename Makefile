@@ -48,6 +48,7 @@ real-keys: venv
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__sshkeys.py tests/unit/plugins/modules/test_ssh_host_keys.py
 
 real-lxc: venv
+	bash scripts/apt_deps.sh btrfs-progs
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__lxc.py tests/unit/plugins/module_utils/test__lxc_setup.py tests/unit/plugins/modules/test_lxc_guest.py
 
 # roles/lxc_provision on real LXC: molecule (delegated driver, this machine) create -> check ->

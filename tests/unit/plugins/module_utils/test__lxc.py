@@ -610,3 +610,57 @@ def test_real_lxc_destroy_leaves_a_forgotten_root_alone(lxc_testbed, tmp_path):
         backend.destroy(name)
         assert not backend.exists(name)
         assert (root / "etc" / "hostname").exists() == forget
+
+
+@pytest.fixture
+def btrfs_lxcpath(tmp_path):
+    """An lxcpath on a real btrfs filesystem: a sparse file, mkfs.btrfs, a loop mount."""
+    import shutil
+    import subprocess
+    with open("/proc/filesystems", encoding="utf-8") as handle:
+        if "btrfs" not in handle.read():
+            pytest.skip("this kernel has no btrfs")
+    if shutil.which("mkfs.btrfs") is None:
+        pytest.skip("btrfs-progs missing (make real-lxc installs it)")
+    image, mnt = tmp_path / "btrfs.img", tmp_path / "mnt"
+    mnt.mkdir()
+    with open(image, "wb") as handle:
+        handle.truncate(2 * 1024 ** 3)
+    subprocess.run(["mkfs.btrfs", "-q", str(image)], check=True, timeout=120)
+    subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], check=True, timeout=60)
+    try:
+        yield mnt / "lxc"
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False, timeout=60)
+
+
+@pytest.mark.real
+def test_real_btrfs_scratch_and_snapshot_clone(lxc_testbed, btrfs_lxcpath, tmp_path):
+    """btrfs where the host supports it: lxc_path on btrfs, scratch create + snapshot clone."""
+    import subprocess
+    backend = _lxc.LxcBackend(btrfs_lxcpath)
+    backend.check_backing("btrfs")                      # the real filesystem type passes
+    mgr = _lxc.LxcGuestManager(backend, _lxc.SettingsStore(tmp_path / "settings"),
+                               host_id="devhost10.local", production=False)
+    entries = [{"name": "b-scratch.test.com", "profile_type": "btrfs-scratch", "state": "present",
+                "template_options": ["-r", lxc_testbed["RELEASE"]]},
+               {"name": "b-clone.test.com", "profile_type": "btrfs", "snapshot": True,
+                "from_container": "b-scratch.test.com"}]
+    specs = _lxc.build_specs(entries, {"bridge": lxc_testbed["BRIDGE"]})
+    results, _d, _c = mgr.converge(specs)
+    try:
+        assert [r["actions"][0] for r in results] == [
+            "create from template debian (btrfs)", "clone b-scratch.test.com (btrfs)"]
+        for name in ("b-scratch.test.com", "b-clone.test.com"):
+            root = config_rootfs(backend, name)
+            assert root.startswith("btrfs:"), root
+            show = subprocess.run(["btrfs", "subvolume", "show", root.split(":", 1)[1]],
+                                  capture_output=True, text=True, check=False, timeout=60)
+            assert show.returncode == 0, show.stderr
+        assert backend.state("b-clone.test.com") == "RUNNING"
+        assert backend.attach("b-clone.test.com", ["hostname"]).stdout.strip() == "b-clone.test.com"
+    finally:
+        for spec in reversed(specs):                    # the snapshot before its origin
+            spec.state = "absent"
+            mgr.converge([spec])
+    assert not backend.exists("b-clone.test.com") and not backend.exists("b-scratch.test.com")
