@@ -947,10 +947,27 @@ class LxcGuestManager:
         self.resolve(specs)
         results, diffs = [], []
         # absent first: it frees addresses and names before anything is created
-        for spec in sorted(specs, key=lambda s: s.state != "absent"):
-            result, diff = (self._absent(spec) if spec.state == "absent" else self._present(spec))
+        absent = [s for s in specs if s.state == "absent"]
+        deferred = []
+        for spec in absent:
+            try:
+                result, diff = self._absent(spec)
+            except CommandError:
+                # an origin cannot go while its snapshot clones exist: retry after the others
+                deferred.append(spec)
+                continue
             results.append(result)
             diffs.append(diff)
+        for spec in deferred:
+            result, diff = self._absent(spec)
+            result["actions"].insert(0, "retried after the other destroys")
+            results.append(result)
+            diffs.append(diff)
+        for spec in specs:
+            if spec.state != "absent":
+                result, diff = self._present(spec)
+                results.append(result)
+                diffs.append(diff)
         order = {s.name: i for i, s in enumerate(specs)}
         pairs = sorted(zip(results, diffs), key=lambda p: order[p[0]["name"]])
         return [p[0] for p in pairs], [p[1] for p in pairs], any(r["changed"] for r in results)

@@ -427,6 +427,40 @@ def test_destroy_check_mode_reports_the_kept_volume_and_changes_nothing(tmp_path
     assert "lxc.rootfs.path" in (tmp_path / "lxc" / "db1.test.com" / "config").read_text()
 
 
+def test_destroy_retries_an_origin_after_its_snapshot_clone(tmp_path):
+    """lxc-destroy refuses an origin while a snapshot of it exists: the batch order must not matter."""
+    lxcpath = tmp_path / "lxc"
+    for name in ("base.test.com", "snap.test.com"):
+        (lxcpath / name).mkdir(parents=True)
+        (lxcpath / name / "config").write_text(f"lxc.uts.name = {name}\n")
+
+    class FakeSnapshotTools(FakeLxcTools):
+        """Fake: lxc-destroy of the origin fails while the snapshot clone exists."""
+
+        def __call__(self, argv, timeout=None, check=True, data=None, secrets=()):
+            from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError
+            if os.path.basename(argv[0]) == "lxc-destroy":
+                name = argv[argv.index("-n") + 1]
+                if name == "base.test.com" and (lxcpath / "snap.test.com").exists():
+                    raise CommandError(argv, 1, "", "base.test.com has snapshots")
+                self.calls.append(["lxc-destroy", name])
+                import shutil
+                shutil.rmtree(lxcpath / name)
+                return super().__call__(["lxc-info"], timeout, check, data, secrets)
+            return super().__call__(argv, timeout, check, data, secrets)
+
+    tools = FakeSnapshotTools()
+    mgr = _lxc.LxcGuestManager(_lxc.LxcBackend(lxcpath, executor=tools),
+                               _lxc.SettingsStore(tmp_path / "settings"), host_id="h")
+    results, _d, changed = mgr.converge([_spec(name="base.test.com", state="absent"),
+                                         _spec(name="snap.test.com", state="absent")])
+    assert changed and [r["name"] for r in results] == ["base.test.com", "snap.test.com"]
+    assert results[0]["actions"] == ["retried after the other destroys", "destroy"]
+    assert [c[1] for c in tools.calls if c[0] == "lxc-destroy"] == ["snap.test.com",
+                                                                    "base.test.com"]
+    assert not lxcpath.joinpath("base.test.com").exists()
+
+
 @pytest.mark.parametrize("value, volume", [("lvm:/dev/vg0/a", "/dev/vg0/a"), ("/dev/vg0/a", "/dev/vg0/a"),
                                            ("dir:/var/lib/lxc/a/rootfs", None),
                                            ("overlay:/b/rootfs:/a/delta0", None), ("", None)])
@@ -660,7 +694,27 @@ def test_real_btrfs_scratch_and_snapshot_clone(lxc_testbed, btrfs_lxcpath, tmp_p
         assert backend.state("b-clone.test.com") == "RUNNING"
         assert backend.attach("b-clone.test.com", ["hostname"]).stdout.strip() == "b-clone.test.com"
     finally:
-        for spec in reversed(specs):                    # the snapshot before its origin
+        for spec in specs:
             spec.state = "absent"
-            mgr.converge([spec])
+        mgr.converge(specs)
     assert not backend.exists("b-clone.test.com") and not backend.exists("b-scratch.test.com")
+
+
+@pytest.mark.real
+def test_real_batch_destroy_of_an_origin_and_its_overlay_snapshot(lxc_testbed, tmp_path):
+    """lxc-destroy refuses an origin while its overlay snapshot exists; the batch retries it."""
+    backend = _lxc.LxcBackend(lxc_testbed["LXC_PATH"])
+    mgr = _lxc.LxcGuestManager(backend, _lxc.SettingsStore(tmp_path / "settings"),
+                               host_id="devhost10.local", production=False)
+    specs = _lxc.build_specs(
+        [{"name": "o-origin.test.com", "profile_type": "dir", "from_container": lxc_testbed["BASE"]},
+         {"name": "o-snap.test.com", "profile_type": "overlayfs",
+          "from_container": "o-origin.test.com"}],
+        {"bridge": lxc_testbed["BRIDGE"], "state": "present"})
+    mgr.converge(specs)
+    assert backend.state("o-snap.test.com") == "STOPPED"
+    for spec in specs:
+        spec.state = "absent"
+    results, _d, changed = mgr.converge(specs)          # origin first in the batch
+    assert changed and results[0]["actions"][0] == "retried after the other destroys", results
+    assert not backend.exists("o-origin.test.com") and not backend.exists("o-snap.test.com")
