@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle
+.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc
 
 help:
 	@echo "make demo   - the main job (see README)"
@@ -37,7 +37,7 @@ newest-core: venv
 
 # Tests against real components: each fixture installs what it needs (apt-get), starts the
 # daemon or guest by hand, and stops it at the end.
-real: real-store real-keys real-lxc real-libvirt real-xen real-requests real-lifecycle
+real: real-store real-keys real-lxc real-libvirt real-xen real-requests real-lifecycle molecule-lxc
 
 real-store: venv
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__store.py
@@ -48,7 +48,13 @@ real-keys: venv
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__sshkeys.py tests/unit/plugins/modules/test_ssh_host_keys.py
 
 real-lxc: venv
-	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__lxc.py tests/unit/plugins/modules/test_lxc_guest.py
+	bash scripts/apt_deps.sh btrfs-progs
+	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__lxc.py tests/unit/plugins/module_utils/test__lxc_setup.py tests/unit/plugins/modules/test_lxc_guest.py
+
+# roles/lxc_provision on real LXC: molecule (delegated driver, this machine) create -> check ->
+# converge -> idempotence -> verify -> destroy. VMAN_LXC_BRIDGE/GATEWAY/PATH pick the testbed.
+molecule-lxc: venv
+	molecule test -s lxc_provision
 
 real-libvirt: venv
 	$(PYTEST) -q -m real tests/unit/plugins/modules/test_vm_snapshot_real.py

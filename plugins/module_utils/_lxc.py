@@ -517,6 +517,9 @@ class LxcBackend:
                                 "lxc-info", "lxc-ls", "lxc-wait", "lxc-attach")}
         self._vgs = Runner.for_binary("vgs", {"opts": fmt_positional(), "vg": fmt_positional()},
                                       **kwargs)
+        self._stat = Runner.for_binary("stat", {"opts": fmt_positional(),
+                                                "path": fmt_positional()}, **kwargs)
+        self._zfs = Runner.for_binary("zfs", {"opts": fmt_positional()}, **kwargs)
 
     # -- reading
     def list(self, running=False) -> list:
@@ -564,6 +567,46 @@ class LxcBackend:
             self._vgs(["opts", "vg"], opts=["--noheadings", "-o", "vg_name"], vg=vg)
         except CommandError as exc:
             raise StateError(f"LVM volume group {vg!r} is not usable: {exc}") from None
+
+    def rootfs_volume(self, name):
+        """The LVM volume of a container's root (``/dev/<vg>/<lv>``), or None for other backings."""
+        value = config_value(self.read_config(name), "lxc.rootfs.path") or ""
+        kind, sep, rest = value.partition(":")
+        if sep and kind == "lvm":
+            return rest
+        if not sep and value.startswith("/dev/"):
+            return value      # lxc < 2.1 wrote the bare device path
+        return None
+
+    def check_backing(self, backing) -> None:
+        """Raise :class:`StateError` unless this host can hold ``backing`` containers.
+
+        ``btrfs`` needs the lxcpath on a btrfs filesystem (lxc makes subvolumes there);
+        ``zfs`` needs the ``zfs`` tool and at least one dataset. ``lvm`` is checked per
+        volume group (:meth:`check_vg`); ``dir`` and ``overlayfs`` need nothing.
+        """
+        if backing == "btrfs":
+            path = self.lxcpath
+            while not os.path.exists(path) and os.path.dirname(path) != path:
+                path = os.path.dirname(path)
+            res = self._stat(["opts", "path"], opts=["-f", "-c", "%T"], path=path, check=False)
+            fstype = res.stdout.strip() if res.rc == 0 else "unknown"
+            if fstype != "btrfs":
+                raise StateError(f"profile types btrfs/btrfs-scratch need lxc_path on a btrfs "
+                                 f"filesystem; {self.lxcpath} is on {fstype}")
+        elif backing == "zfs":
+            try:
+                res = self._zfs(["opts"], opts=["list", "-H", "-o", "name"])
+            except CommandError as exc:
+                raise StateError(f"profile types zfs/zfs-scratch need ZFS on this host: {exc}") \
+                    from None
+            if not res.stdout.strip():
+                raise StateError("profile types zfs/zfs-scratch need a ZFS dataset; "
+                                 "'zfs list' shows none")
+
+    def forget_rootfs(self, name) -> None:
+        """Drop ``lxc.rootfs.path`` from the config so lxc-destroy leaves the volume alone."""
+        self.write_config(name, render_config(self.read_config(name), {}, ["lxc.rootfs.path"]))
 
     # -- acting
     def create(self, name, template, backing="dir", vg=None, fssize=None, template_options=()):
@@ -806,7 +849,7 @@ class LxcGuestManager:
 
     def __init__(self, backend, store, host_id=None, vg_name="lxc", production=True,
                  force_snapshot=False, check_mode=False, stop_timeout=30, start_timeout=30,
-                 return_passwords=False):
+                 return_passwords=False, remove_volume=False):
         self.backend = backend
         self.store = store
         self.host_id = host_id or socket.getfqdn()
@@ -818,7 +861,9 @@ class LxcGuestManager:
         self.stop_timeout = stop_timeout
         self.start_timeout = start_timeout
         self.return_passwords = return_passwords
+        self.remove_volume = remove_volume
         self._vg_checked = False
+        self._backing_checked = set()
 
     # -- resolution of ip / mac / password
     def _inventory(self, names):
@@ -902,10 +947,27 @@ class LxcGuestManager:
         self.resolve(specs)
         results, diffs = [], []
         # absent first: it frees addresses and names before anything is created
-        for spec in sorted(specs, key=lambda s: s.state != "absent"):
-            result, diff = (self._absent(spec) if spec.state == "absent" else self._present(spec))
+        absent = [s for s in specs if s.state == "absent"]
+        deferred = []
+        for spec in absent:
+            try:
+                result, diff = self._absent(spec)
+            except CommandError:
+                # an origin cannot go while its snapshot clones exist: retry after the others
+                deferred.append(spec)
+                continue
             results.append(result)
             diffs.append(diff)
+        for spec in deferred:
+            result, diff = self._absent(spec)
+            result["actions"].insert(0, "retried after the other destroys")
+            results.append(result)
+            diffs.append(diff)
+        for spec in specs:
+            if spec.state != "absent":
+                result, diff = self._present(spec)
+                results.append(result)
+                diffs.append(diff)
         order = {s.name: i for i, s in enumerate(specs)}
         pairs = sorted(zip(results, diffs), key=lambda p: order[p[0]["name"]])
         return [p[0] for p in pairs], [p[1] for p in pairs], any(r["changed"] for r in results)
@@ -922,6 +984,15 @@ class LxcGuestManager:
         before_state = self.backend.state(spec.name)
         had_settings = self.store.load(spec.name) is not None
         if before_state is not None:
+            volume = self.backend.rootfs_volume(spec.name)
+            if volume and not self.remove_volume:
+                # lxc-destroy would lvremove the root; keep it unless asked (remove_volume)
+                result["actions"].append(f"keep volume {volume}")
+                result["kept_volume"] = volume
+                if not self.check_mode:
+                    if before_state != "STOPPED":
+                        self.backend.stop(spec.name, self.stop_timeout)
+                    self.backend.forget_rootfs(spec.name)
             result["actions"].append("destroy")
             if not self.check_mode:
                 self.backend.destroy(spec.name)
@@ -940,6 +1011,9 @@ class LxcGuestManager:
         if backing == "lvm" and not self._vg_checked:
             self.backend.check_vg(self.vg_name)
             self._vg_checked = True
+        if backing in ("btrfs", "zfs") and backing not in self._backing_checked:
+            self.backend.check_backing(backing)
+            self._backing_checked.add(backing)
         if not spec.ptype.scratch:
             if not self.backend.exists(spec.from_container):
                 raise StateError(f"{spec.name}: origin container {spec.from_container!r} does "

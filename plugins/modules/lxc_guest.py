@@ -127,7 +127,8 @@ options:
     description:
       - C(<backing>) clones O(from_container); C(<backing>-scratch) creates from O(image).
       - V(lvm) (the production default of the seed) needs the volume group O(vg_name), checked
-        before use. V(btrfs) and V(zfs) need a host whose O(lxc_path) supports them.
+        before use. V(btrfs) needs O(lxc_path) on a btrfs filesystem and V(zfs) a host with ZFS;
+        both are checked before the first create and refused with a clear error otherwise.
     type: str
     choices: [lvm, lvm-scratch, dir, dir-scratch, overlayfs, overlayfs-scratch, btrfs, btrfs-scratch, zfs, zfs-scratch]
     default: lvm
@@ -222,6 +223,14 @@ options:
         Set C(no_log) on the task when you use it.
     type: bool
     default: false
+  remove_volume:
+    description:
+      - With O(state=absent) (or an entry's), also remove the LVM logical volume of an V(lvm)
+        container's root. By default the volume is kept (RV(containers[].kept_volume)) and only
+        the container's config and settings go; C(lvremove) it yourself or rerun with this option.
+      - Other backings keep their root inside the container's directory, which always goes.
+    type: bool
+    default: false
   start_timeout:
     description: Seconds to wait for a started container to reach RUNNING.
     type: int
@@ -311,6 +320,11 @@ containers:
       description: The config changed while the container ran.
       type: bool
       returned: when true
+    kept_volume:
+      description: The LVM volume left in place by a destroy without O(remove_volume).
+      type: str
+      returned: when an lvm container was destroyed without O(remove_volume)
+      sample: /dev/lxc/gfoobar.test.com
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -353,6 +367,7 @@ def argument_spec():
         production={"type": "bool", "default": True},
         force_snapshot={"type": "bool", "default": False},
         return_passwords={"type": "bool", "default": False},
+        remove_volume={"type": "bool", "default": False},
         start_timeout={"type": "int", "default": 30},
         stop_timeout={"type": "int", "default": 30},
     )
@@ -371,7 +386,7 @@ def main():
             host_id=p["host_id"], vg_name=p["vg_name"], production=p["production"],
             force_snapshot=p["force_snapshot"], check_mode=module.check_mode,
             stop_timeout=p["stop_timeout"], start_timeout=p["start_timeout"],
-            return_passwords=p["return_passwords"])
+            return_passwords=p["return_passwords"], remove_volume=p["remove_volume"])
         results, diffs, changed = manager.converge(specs)
     except VmanError as exc:
         module.fail_json(msg=str(exc), **exc.to_result())

@@ -361,6 +361,142 @@ def test_check_mode_plans_a_scratch_create_without_touching_anything(tmp_path):
     assert not (tmp_path / "settings").exists() and not (tmp_path / "lxc").exists()
 
 
+# ---- destroy keeps an lvm volume unless asked; btrfs/zfs need host support -----------------
+
+class FakeLxcTools:
+    """Fake executor for LxcBackend: records argv, answers lxc-info/stat/zfs."""
+
+    def __init__(self, state="STOPPED", fstype="ext2/ext3", zfs_rc=127, zfs_out=""):
+        self.state, self.fstype, self.zfs_rc, self.zfs_out = state, fstype, zfs_rc, zfs_out
+        self.calls = []
+        self.config_at_destroy = None
+
+    def __call__(self, argv, timeout=None, check=True, data=None, secrets=()):
+        from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Result
+        from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError
+        tool = os.path.basename(argv[0])
+        self.calls.append([tool] + list(argv[1:]))
+        if tool == "lxc-info":
+            return Result(argv, 0, self.state + "\n", "")
+        if tool == "lxc-destroy":
+            path = argv[argv.index("-P") + 1]
+            name = argv[argv.index("-n") + 1]
+            self.config_at_destroy = open(os.path.join(path, name, "config"),
+                                          encoding="utf-8").read()
+        if tool == "stat":
+            return Result(argv, 0, self.fstype + "\n", "")
+        if tool == "zfs":
+            if self.zfs_rc and check:
+                raise CommandError(argv, self.zfs_rc, "", "zfs: not found")
+            return Result(argv, self.zfs_rc, self.zfs_out, "")
+        return Result(argv, 0, "", "")
+
+
+def _lvm_container(tmp_path, state="STOPPED", **kwargs):
+    lxcpath = tmp_path / "lxc"
+    (lxcpath / "db1.test.com").mkdir(parents=True)
+    (lxcpath / "db1.test.com" / "config").write_text(
+        "lxc.rootfs.path = lvm:/dev/lxc/db1.test.com\nlxc.uts.name = db1.test.com\n")
+    tools = FakeLxcTools(state)
+    mgr = _lxc.LxcGuestManager(_lxc.LxcBackend(lxcpath, executor=tools),
+                               _lxc.SettingsStore(tmp_path / "settings"), host_id="h", **kwargs)
+    return mgr, tools
+
+
+def test_destroy_keeps_the_lvm_volume_unless_asked(tmp_path):
+    mgr, tools = _lvm_container(tmp_path, state="RUNNING")
+    assert mgr.backend.rootfs_volume("db1.test.com") == "/dev/lxc/db1.test.com"
+    results, _d, changed = mgr.converge([_spec(name="db1.test.com", state="absent")])
+    assert changed and results[0]["actions"] == ["keep volume /dev/lxc/db1.test.com", "destroy"]
+    assert results[0]["kept_volume"] == "/dev/lxc/db1.test.com"
+    assert "lxc.rootfs.path" not in tools.config_at_destroy
+    assert [c[0] for c in tools.calls if c[0] not in ("lxc-info", "lxc-ls")] == [
+        "lxc-stop", "lxc-destroy"]
+
+    mgr, tools = _lvm_container(tmp_path / "2", remove_volume=True)
+    results, _d, _c = mgr.converge([_spec(name="db1.test.com", state="absent")])
+    assert results[0]["actions"] == ["destroy"] and "kept_volume" not in results[0]
+    assert "lxc.rootfs.path = lvm:/dev/lxc/db1.test.com" in tools.config_at_destroy
+
+
+def test_destroy_check_mode_reports_the_kept_volume_and_changes_nothing(tmp_path):
+    mgr, tools = _lvm_container(tmp_path, check_mode=True)
+    results, _d, _c = mgr.converge([_spec(name="db1.test.com", state="absent")])
+    assert results[0]["actions"] == ["keep volume /dev/lxc/db1.test.com", "destroy"]
+    assert tools.config_at_destroy is None
+    assert "lxc.rootfs.path" in (tmp_path / "lxc" / "db1.test.com" / "config").read_text()
+
+
+def test_destroy_retries_an_origin_after_its_snapshot_clone(tmp_path):
+    """lxc-destroy refuses an origin while a snapshot of it exists: the batch order must not matter."""
+    lxcpath = tmp_path / "lxc"
+    for name in ("base.test.com", "snap.test.com"):
+        (lxcpath / name).mkdir(parents=True)
+        (lxcpath / name / "config").write_text(f"lxc.uts.name = {name}\n")
+
+    class FakeSnapshotTools(FakeLxcTools):
+        """Fake: lxc-destroy of the origin fails while the snapshot clone exists."""
+
+        def __call__(self, argv, timeout=None, check=True, data=None, secrets=()):
+            from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError
+            if os.path.basename(argv[0]) == "lxc-destroy":
+                name = argv[argv.index("-n") + 1]
+                if name == "base.test.com" and (lxcpath / "snap.test.com").exists():
+                    raise CommandError(argv, 1, "", "base.test.com has snapshots")
+                self.calls.append(["lxc-destroy", name])
+                import shutil
+                shutil.rmtree(lxcpath / name)
+                return super().__call__(["lxc-info"], timeout, check, data, secrets)
+            return super().__call__(argv, timeout, check, data, secrets)
+
+    tools = FakeSnapshotTools()
+    mgr = _lxc.LxcGuestManager(_lxc.LxcBackend(lxcpath, executor=tools),
+                               _lxc.SettingsStore(tmp_path / "settings"), host_id="h")
+    results, _d, changed = mgr.converge([_spec(name="base.test.com", state="absent"),
+                                         _spec(name="snap.test.com", state="absent")])
+    assert changed and [r["name"] for r in results] == ["base.test.com", "snap.test.com"]
+    assert results[0]["actions"] == ["retried after the other destroys", "destroy"]
+    assert [c[1] for c in tools.calls if c[0] == "lxc-destroy"] == ["snap.test.com",
+                                                                    "base.test.com"]
+    assert not lxcpath.joinpath("base.test.com").exists()
+
+
+@pytest.mark.parametrize("value, volume", [("lvm:/dev/vg0/a", "/dev/vg0/a"), ("/dev/vg0/a", "/dev/vg0/a"),
+                                           ("dir:/var/lib/lxc/a/rootfs", None),
+                                           ("overlay:/b/rootfs:/a/delta0", None), ("", None)])
+def test_rootfs_volume(tmp_path, value, volume):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "config").write_text(f"lxc.rootfs.path = {value}\n" if value else "")
+    assert _lxc.LxcBackend(tmp_path).rootfs_volume("a") == volume
+
+
+def test_btrfs_and_zfs_are_checked_before_the_first_create(tmp_path):
+    tools = FakeLxcTools()
+    backend = _lxc.LxcBackend(tmp_path / "lxc", executor=tools)
+    mgr = _lxc.LxcGuestManager(backend, _lxc.SettingsStore(tmp_path / "s"), host_id="h")
+    with pytest.raises(StateError, match="btrfs filesystem; .* is on ext2/ext3"):
+        mgr.converge([_spec(profile_type="btrfs-scratch")])
+    with pytest.raises(StateError, match="need ZFS on this host"):
+        mgr.converge([_spec(profile_type="zfs-scratch")])
+    tools.zfs_rc = 0
+    with pytest.raises(StateError, match="'zfs list' shows none"):
+        mgr.converge([_spec(profile_type="zfs-scratch")])
+    tools.fstype, tools.zfs_out = "btrfs", "rpool\n"
+    mgr = _lxc.LxcGuestManager(backend, _lxc.SettingsStore(tmp_path / "s"), host_id="h")
+    results, _d, _c = mgr.converge([_spec(name="a.test.com", profile_type="btrfs-scratch"),
+                                    _spec(name="b.test.com", profile_type="zfs-scratch")])
+    created = [c for c in tools.calls if c[0] == "lxc-create"]
+    assert [c[c.index("-B") + 1] for c in created] == ["btrfs", "zfs"]
+    assert ["stat", "-f", "-c", "%T", str(tmp_path)] in tools.calls     # nearest existing dir
+
+
+def test_real_stat_reports_this_hosts_filesystem(tmp_path):
+    """Real ``stat -f``: the temp dir here is not btrfs, so btrfs is refused naming its type."""
+    backend = _lxc.LxcBackend(tmp_path)
+    with pytest.raises(StateError, match=f"{tmp_path} is on (?!btrfs)"):
+        backend.check_backing("btrfs")
+
+
 # ---- rootfs writes ---------------------------------------------------------------------------
 
 def test_safe_write_creates_dirs_and_refuses_symlinks(tmp_path):
@@ -485,3 +621,100 @@ def test_real_vg_check_reports_missing_volume_group(lxc_testbed):
     backend = _lxc.LxcBackend(lxc_testbed["LXC_PATH"])
     with pytest.raises(StateError, match="volume group 'vman-no-such-vg'"):
         backend.check_vg("vman-no-such-vg")
+
+
+@pytest.mark.real
+def test_real_lxc_destroy_leaves_a_forgotten_root_alone(lxc_testbed, tmp_path):
+    """What keeps an lvm volume, shown with a real lxc-destroy on a dir root outside lxcpath.
+
+    Without ``lxc.rootfs.path`` lxc-destroy removes only the container directory; with it, it
+    destroys the root too (for lvm: lvremove). No device-mapper here, so a dir root stands in.
+    """
+    backend = _lxc.LxcBackend(lxc_testbed["LXC_PATH"])
+    for name, forget in (("t-keep.test.com", True), ("t-drop.test.com", False)):
+        root = tmp_path / name
+        (root / "etc").mkdir(parents=True)
+        (root / "etc" / "hostname").write_text(name + "\n")
+        os.makedirs(os.path.join(lxc_testbed["LXC_PATH"], name))
+        backend.write_config(name, f"lxc.rootfs.path = dir:{root}\nlxc.uts.name = {name}\n")
+        assert backend.state(name) == "STOPPED"
+        if forget:
+            backend.forget_rootfs(name)
+            assert "lxc.rootfs.path" not in backend.read_config(name)
+        backend.destroy(name)
+        assert not backend.exists(name)
+        assert (root / "etc" / "hostname").exists() == forget
+
+
+@pytest.fixture
+def btrfs_lxcpath(tmp_path):
+    """An lxcpath on a real btrfs filesystem: a sparse file, mkfs.btrfs, a loop mount."""
+    import shutil
+    import subprocess
+    with open("/proc/filesystems", encoding="utf-8") as handle:
+        if "btrfs" not in handle.read():
+            pytest.skip("this kernel has no btrfs")
+    if shutil.which("mkfs.btrfs") is None:
+        pytest.skip("btrfs-progs missing (make real-lxc installs it)")
+    image, mnt = tmp_path / "btrfs.img", tmp_path / "mnt"
+    mnt.mkdir()
+    with open(image, "wb") as handle:
+        handle.truncate(2 * 1024 ** 3)
+    subprocess.run(["mkfs.btrfs", "-q", str(image)], check=True, timeout=120)
+    subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], check=True, timeout=60)
+    try:
+        yield mnt / "lxc"
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False, timeout=60)
+
+
+@pytest.mark.real
+def test_real_btrfs_scratch_and_snapshot_clone(lxc_testbed, btrfs_lxcpath, tmp_path):
+    """btrfs where the host supports it: lxc_path on btrfs, scratch create + snapshot clone."""
+    import subprocess
+    backend = _lxc.LxcBackend(btrfs_lxcpath)
+    backend.check_backing("btrfs")                      # the real filesystem type passes
+    mgr = _lxc.LxcGuestManager(backend, _lxc.SettingsStore(tmp_path / "settings"),
+                               host_id="devhost10.local", production=False)
+    entries = [{"name": "b-scratch.test.com", "profile_type": "btrfs-scratch", "state": "present",
+                "template_options": ["-r", lxc_testbed["RELEASE"]]},
+               {"name": "b-clone.test.com", "profile_type": "btrfs", "snapshot": True,
+                "from_container": "b-scratch.test.com"}]
+    specs = _lxc.build_specs(entries, {"bridge": lxc_testbed["BRIDGE"]})
+    results, _d, _c = mgr.converge(specs)
+    try:
+        assert [r["actions"][0] for r in results] == [
+            "create from template debian (btrfs)", "clone b-scratch.test.com (btrfs)"]
+        for name in ("b-scratch.test.com", "b-clone.test.com"):
+            root = config_rootfs(backend, name)
+            assert root.startswith("btrfs:"), root
+            show = subprocess.run(["btrfs", "subvolume", "show", root.split(":", 1)[1]],
+                                  capture_output=True, text=True, check=False, timeout=60)
+            assert show.returncode == 0, show.stderr
+        assert backend.state("b-clone.test.com") == "RUNNING"
+        assert backend.attach("b-clone.test.com", ["hostname"]).stdout.strip() == "b-clone.test.com"
+    finally:
+        for spec in specs:
+            spec.state = "absent"
+        mgr.converge(specs)
+    assert not backend.exists("b-clone.test.com") and not backend.exists("b-scratch.test.com")
+
+
+@pytest.mark.real
+def test_real_batch_destroy_of_an_origin_and_its_overlay_snapshot(lxc_testbed, tmp_path):
+    """lxc-destroy refuses an origin while its overlay snapshot exists; the batch retries it."""
+    backend = _lxc.LxcBackend(lxc_testbed["LXC_PATH"])
+    mgr = _lxc.LxcGuestManager(backend, _lxc.SettingsStore(tmp_path / "settings"),
+                               host_id="devhost10.local", production=False)
+    specs = _lxc.build_specs(
+        [{"name": "o-origin.test.com", "profile_type": "dir", "from_container": lxc_testbed["BASE"]},
+         {"name": "o-snap.test.com", "profile_type": "overlayfs",
+          "from_container": "o-origin.test.com"}],
+        {"bridge": lxc_testbed["BRIDGE"], "state": "present"})
+    mgr.converge(specs)
+    assert backend.state("o-snap.test.com") == "STOPPED"
+    for spec in specs:
+        spec.state = "absent"
+    results, _d, changed = mgr.converge(specs)          # origin first in the batch
+    assert changed and results[0]["actions"][0] == "retried after the other destroys", results
+    assert not backend.exists("o-origin.test.com") and not backend.exists("o-snap.test.com")
