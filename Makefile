@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen test demo bench changelog clean
+.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-guest-provision real-xen test demo bench changelog clean
 
 help:
 	@echo "make demo   - the main job (see README)"
@@ -37,7 +37,7 @@ newest-core: venv
 
 # Tests against real components: each fixture installs what it needs (apt-get), starts the
 # daemon or guest by hand, and stops it at the end.
-real: real-store real-keys real-lxc real-libvirt real-xen
+real: real-store real-keys real-lxc real-libvirt real-xen real-guest-provision
 
 real-store: venv
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__store.py
@@ -52,6 +52,11 @@ real-lxc: venv
 
 real-libvirt: venv
 	$(PYTEST) -q -m real tests/unit/plugins/modules/test_vm_snapshot_real.py
+
+# kvm_provision + guest_provision on a real libvirtd with TCG guests: molecule scenario at
+# collection level (delegated driver); the guest image is built once and cached (see the scenario).
+real-guest-provision: venv
+	molecule test -s guest_provision
 
 # One Xen testbed boot shared by every Xen test of the run (image built once and cached).
 real-xen: venv
