@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc
+.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision
 
 help:
 	@echo "make demo   - the main job (see README)"
@@ -37,7 +37,7 @@ newest-core: venv
 
 # Tests against real components: each fixture installs what it needs (apt-get), starts the
 # daemon or guest by hand, and stops it at the end.
-real: real-store real-keys real-lxc real-libvirt real-xen real-requests real-lifecycle molecule-lxc
+real: real-store real-keys real-lxc molecule-lxc real-requests real-lifecycle real-libvirt real-guest-provision real-xen
 
 real-store: venv
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__store.py
@@ -58,6 +58,11 @@ molecule-lxc: venv
 
 real-libvirt: venv
 	$(PYTEST) -q -m real tests/unit/plugins/modules/test_vm_snapshot_real.py
+
+# kvm_provision + guest_provision on a real libvirtd with TCG guests: molecule scenario at
+# collection level (delegated driver); the guest image is built once and cached (see the scenario).
+real-guest-provision: venv
+	molecule test -s guest_provision
 
 # Start requests: store rules and reconciler on a real PostgreSQL, end to end on real LXC
 real-requests: venv

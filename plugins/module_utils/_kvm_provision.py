@@ -1,0 +1,294 @@
+# -*- coding: utf-8 -*-
+# Copyright: vman.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The logic of the kvm_provision role (private, no stability promise).
+
+A ``vm`` definition (the format of the original kvm_provision README: ``vm.metadata.name``,
+``vm.metadata.connection``, ``vm.metadata.libvirt_pool_dir``, ``vm.metadata.sources``,
+``vm.disks``, ``vm.arch`` ...) is normalized here once, by pure functions, so the role's tasks
+only read fields: the libvirt URI, absolute disk paths, the ``qemu-img`` argv that creates a
+missing disk, the sources to fetch, and the XML template chosen by first match.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from typing import Callable, Iterable
+from urllib.parse import urlparse
+
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+
+DEFAULT_URI = "qemu:///system"
+DEFAULT_POOL_DIR = "/var/lib/libvirt/images"
+DEFAULT_TEMPLATE = "default.xml.j2"
+TEMPLATE_SUFFIX = ".xml.j2"
+DISK_FORMATS = ("raw", "qcow2")
+#: libvirt accepts almost anything as a name; we keep names usable in file names and argv.
+DOMAIN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,99}$")
+DEVNAME_RE = re.compile(r"^(vd|sd|hd|xvd)[a-z]{1,2}$")
+SIZE_RE = re.compile(r"^[0-9]+[KMGT]?$")
+URL_SCHEMES = ("http", "https", "ftp")
+NET_TYPES = ("network", "bridge", "user")
+MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+_BUS = {"vd": "virtio", "sd": "sata", "hd": "ide", "xvd": "xen"}
+
+
+def _metadata(vm) -> dict:
+    if not isinstance(vm, dict):
+        raise ValidationError("vm", "vm", type(vm).__name__, "the VM definition must be a dict")
+    meta = vm.get("metadata")
+    if not isinstance(meta, dict):
+        raise ValidationError("vm", "metadata", meta, "vm.metadata must be a dict")
+    return meta
+
+
+def domain_name(vm) -> str:
+    """``vm.metadata.name``, validated: it names the libvirt domain."""
+    name = _metadata(vm).get("name")
+    if not isinstance(name, str) or not DOMAIN_NAME_RE.match(name):
+        raise ValidationError(str(name), "metadata.name", name,
+                              "a VM name is 1-100 characters of A-Z a-z 0-9 _ . + : - "
+                              "and starts with a letter or digit")
+    return name
+
+
+def connection_uri(vm) -> str:
+    """The libvirt URI of the VM (``vm.metadata.connection``), qemu:///system by default."""
+    uri = _metadata(vm).get("connection") or DEFAULT_URI
+    if not isinstance(uri, str) or "://" not in uri:
+        raise ValidationError(domain_name(vm), "metadata.connection", uri,
+                              "must be a libvirt URI such as qemu:///system")
+    return uri
+
+
+def template_candidates(vm) -> list:
+    """Template file names to try, first match wins: the VM's template, its name, its arch, default.
+
+    ``vm.metadata.template`` may be a bare name (``virtio`` -> ``virtio.xml.j2``), a file name
+    ending in ``.j2`` or an absolute path.
+    """
+    name = domain_name(vm)
+    meta = _metadata(vm)
+    out = []
+    template = meta.get("template")
+    if template:
+        if not isinstance(template, str) or "\x00" in template:
+            raise ValidationError(name, "metadata.template", template, "must be a string")
+        if not (template.endswith(".j2") or os.path.isabs(template)):
+            template += TEMPLATE_SUFFIX
+        out.append(template)
+    out.append(name + TEMPLATE_SUFFIX)
+    arch = vm.get("arch")
+    if arch:
+        if not isinstance(arch, str) or "/" in arch or arch in (".", ".."):
+            raise ValidationError(name, "arch", arch, "must be one path component such as x86_64")
+        out.append(arch + TEMPLATE_SUFFIX)
+    out.append(DEFAULT_TEMPLATE)
+    return out
+
+
+def select_template(vm, search_dirs: Iterable[str],
+                    isfile: Callable[[str], bool] = os.path.isfile) -> str:
+    """The path of the first template that exists.
+
+    Candidates (:func:`template_candidates`) are tried in order; each is looked up in every
+    directory of ``search_dirs`` in order (the user's directories first, the role's own
+    ``templates/`` last). An absolute template path is used as it is.
+    """
+    dirs = [d for d in (search_dirs or []) if d]
+    tried = []
+    for cand in template_candidates(vm):
+        paths = [cand] if os.path.isabs(cand) else [os.path.join(d, cand) for d in dirs]
+        for path in paths:
+            tried.append(path)
+            if isfile(path):
+                return path
+    raise ValidationError(domain_name(vm), "metadata.template", _metadata(vm).get("template"),
+                          "no XML template found; tried " + ", ".join(tried))
+
+
+def _pool_dir(vm) -> str:
+    pool = _metadata(vm).get("libvirt_pool_dir") or DEFAULT_POOL_DIR
+    if not isinstance(pool, str) or not os.path.isabs(pool):
+        raise ValidationError(domain_name(vm), "metadata.libvirt_pool_dir", pool, "must be an absolute path")
+    return posixpath.normpath(pool)
+
+
+def _in_pool(name: str, pool: str, vm_name: str, field: str) -> str:
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ValidationError(vm_name, field, name, "must be a file name or an absolute path")
+    if os.path.isabs(name):
+        return posixpath.normpath(name)
+    if ".." in name.split("/"):
+        raise ValidationError(vm_name, field, name, "a relative path must stay inside libvirt_pool_dir")
+    return posixpath.join(pool, name)
+
+
+def sources(vm) -> list:
+    """``vm.metadata.sources`` as ``[{uri, kind, src, dest, checksum}]``.
+
+    ``kind`` is ``url`` (http, https, ftp: fetched with get_url) or ``file`` (a path or
+    ``file://`` URI on the hypervisor, copied). ``dest`` is ``unarchived`` (or the URI's file name)
+    inside ``libvirt_pool_dir``. Archives are not unpacked: give the image itself.
+    """
+    name = domain_name(vm)
+    pool = _pool_dir(vm)
+    out = []
+    for i, src in enumerate(_metadata(vm).get("sources") or []):
+        field = f"metadata.sources[{i}]"
+        if not isinstance(src, dict) or not src.get("uri"):
+            raise ValidationError(name, field, src, "each source needs a 'uri'")
+        uri = src["uri"]
+        parsed = urlparse(uri)
+        if parsed.scheme in URL_SCHEMES:
+            kind, path = "url", None
+        elif parsed.scheme in ("", "file"):
+            kind, path = "file", parsed.path if parsed.scheme == "file" else uri
+            if not os.path.isabs(path):
+                raise ValidationError(name, field + ".uri", uri, "a local source must be an absolute path")
+        else:
+            raise ValidationError(name, field + ".uri", uri,
+                                  f"scheme must be one of {', '.join(URL_SCHEMES)}, file or none")
+        dest_name = src.get("unarchived") or posixpath.basename(parsed.path)
+        checksum = None
+        if src.get("checksum_value") and src.get("checksum_type"):
+            checksum = f"{src['checksum_type']}:{src['checksum_value']}"
+        out.append({"uri": uri, "kind": kind, "src": path,
+                    "dest": _in_pool(dest_name, pool, name, field + ".unarchived"),
+                    "checksum": checksum})
+    return out
+
+
+def disks(vm) -> list:
+    """``vm.disks`` as ``[{path, format, target, create_argv}]`` with absolute paths.
+
+    A disk's ``src`` is a file name in ``libvirt_pool_dir`` or an absolute path. ``create_argv``
+    is the ``qemu-img create`` argv that makes a missing disk: an overlay on ``backing`` (qcow2),
+    or an empty image of ``size``; None when the disk must come from a source.
+    """
+    name = domain_name(vm)
+    pool = _pool_dir(vm)
+    out = []
+    seen = set()
+    for i, disk in enumerate(vm.get("disks") or []):
+        field = f"disks[{i}]"
+        if not isinstance(disk, dict):
+            raise ValidationError(name, field, disk, "each disk must be a dict")
+        fmt = disk.get("type") or "qcow2"
+        if fmt not in DISK_FORMATS:
+            raise ValidationError(name, field + ".type", fmt, f"must be one of {', '.join(DISK_FORMATS)}")
+        target = disk.get("devname") or f"vd{chr(ord('a') + i)}"
+        if not isinstance(target, str) or not DEVNAME_RE.match(target):
+            raise ValidationError(name, field + ".devname", target, "must be a device name such as vda")
+        if target in seen:
+            raise ValidationError(name, field + ".devname", target, "is used by two disks")
+        seen.add(target)
+        path = _in_pool(disk.get("src"), pool, name, field + ".src")
+        size = disk.get("size")
+        if size is not None:
+            size = str(size)
+            if not SIZE_RE.match(size):
+                raise ValidationError(name, field + ".size", size, "must be a size such as 2G or 512M")
+        argv = None
+        backing = disk.get("backing")
+        if backing:
+            if fmt != "qcow2":
+                raise ValidationError(name, field + ".backing", backing, "an overlay disk must be qcow2")
+            backing = _in_pool(backing, pool, name, field + ".backing")
+            bfmt = disk.get("backing_format") or "qcow2"
+            if bfmt not in DISK_FORMATS:
+                raise ValidationError(name, field + ".backing_format", bfmt,
+                                      f"must be one of {', '.join(DISK_FORMATS)}")
+            argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", bfmt, "-b", backing, path]
+            if size:
+                argv.append(size)
+        elif size:
+            argv = ["qemu-img", "create", "-q", "-f", fmt, path, size]
+        out.append({"path": path, "format": fmt, "target": target, "create_argv": argv,
+                    "bus": _BUS[re.match(r"[a-z]+?d", target).group(0)]})
+    return out
+
+
+def _positive_int(vm, field: str, default: int) -> int:
+    value = vm.get(field)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() \
+            or int(value) < 1:
+        raise ValidationError(domain_name(vm), field, value, "must be a positive integer")
+    return int(value)
+
+
+def interfaces(vm) -> list:
+    """``vm.net`` (one dict or a list) as ``[{type, source, mac, model}]``.
+
+    ``type`` is ``network`` (``source``: a libvirt network, ``default`` by default), ``bridge``
+    (``source``: a host bridge) or ``user``.
+    """
+    name = domain_name(vm)
+    nets = vm.get("net") or []
+    if isinstance(nets, dict):
+        nets = [nets]
+    out = []
+    for i, net in enumerate(nets):
+        field = f"net[{i}]"
+        if not isinstance(net, dict):
+            raise ValidationError(name, field, net, "must be a dict")
+        kind = net.get("type") or "network"
+        if kind not in NET_TYPES:
+            raise ValidationError(name, field + ".type", kind, f"must be one of {', '.join(NET_TYPES)}")
+        source = net.get("source") or ("default" if kind == "network" else None)
+        if kind == "bridge" and not source:
+            raise ValidationError(name, field + ".source", source, "a bridge interface needs a source bridge")
+        mac = net.get("mac")
+        if mac is not None and not MAC_RE.match(str(mac)):
+            raise ValidationError(name, field + ".mac", mac, "must be a MAC address such as 52:54:00:12:34:56")
+        out.append({"type": kind, "source": source if kind != "user" else None,
+                    "mac": str(mac).lower() if mac else None, "model": net.get("model") or "virtio"})
+    return out
+
+
+def domain_settings(vm) -> dict:
+    """The values the default XML template prints, with their defaults filled in."""
+    name = domain_name(vm)
+    virt = vm.get("virt_domain") or "kvm"
+    if virt not in ("kvm", "qemu"):
+        raise ValidationError(name, "virt_domain", virt, "must be kvm or qemu")
+    boot = {}
+    for field in ("kernel", "initrd"):
+        value = vm.get(field)
+        if value is not None and (not isinstance(value, str) or not os.path.isabs(value)):
+            raise ValidationError(name, field, value, "must be an absolute path on the hypervisor")
+        boot[field] = value
+    if boot["initrd"] and not boot["kernel"]:
+        raise ValidationError(name, "initrd", boot["initrd"], "needs a kernel (direct kernel boot)")
+    return {
+        "type": virt,
+        "memory_mib": _positive_int(vm, "ram", 1024),
+        "vcpus": _positive_int(vm, "vcpus", 1),
+        "arch": vm.get("arch") or "x86_64",
+        "machine": vm.get("machine") or "pc",
+        "emulator": vm.get("emulator"),
+        "cpu": vm.get("cpu"),
+        "kernel": boot["kernel"],
+        "initrd": boot["initrd"],
+        "cmdline": vm.get("cmdline"),
+        "guest_agent": bool(vm.get("guest_agent", True)),
+        "console_log": vm.get("console_log"),
+        "interfaces": interfaces(vm),
+    }
+
+
+def normalize(vm) -> dict:
+    """Everything the kvm_provision tasks read, computed once from the ``vm`` definition."""
+    return {
+        "name": domain_name(vm),
+        "uri": connection_uri(vm),
+        "pool_dir": _pool_dir(vm),
+        "sources": sources(vm),
+        "disks": disks(vm),
+        "domain": domain_settings(vm),
+        "templates": template_candidates(vm),
+    }

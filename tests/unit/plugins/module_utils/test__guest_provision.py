@@ -1,0 +1,129 @@
+# -*- coding: utf-8 -*-
+# Copyright: vman.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""guest_provision decisions: the plan (names, gates, phase files) and the README's cache control."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from ansible_collections.vman.lifecycle.plugins.module_utils import _guest_provision as gp
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+
+VM = {"metadata": {"name": "gp-a", "connection": "qemu:///system",
+                   "platform_name": "debian_12", "target_name": "amd64"}}
+
+
+def _plan(files=(), **kw):
+    kw.setdefault("project_id", "proj")
+    kw.setdefault("revision_id", 3)
+    return gp.plan(VM, phases_lookup_dir_path="/ph", isfile=set(files).__contains__, **kw)
+
+
+def test_plan_names_and_lookup():
+    p = _plan(files=["/ph/debian_12/amd64/init.yaml", "/ph/debian_12/main.yaml", "/ph/main.yaml",
+                     "/ph/dependencies.yaml"])
+    assert p["name"] == "gp-a" and p["uri"] == "qemu:///system"
+    assert p["init_snapshot"] == "proj.3.init" and p["clean_snapshot"] == "clean"
+    assert p["files"] == {"dependencies": "/ph/dependencies.yaml",
+                          "init": "/ph/debian_12/amd64/init.yaml",
+                          "main": "/ph/debian_12/main.yaml", "terminate": None}
+    assert all(p["allowed"].values())
+
+
+def test_relative_lookup_dir_resolved_against_base_dir():
+    p = gp.plan(VM, project_id="p", revision_id="r1", phases_lookup_dir_path="phases",
+                base_dir="/play", isfile=lambda path: path == "/play/phases/main.yaml")
+    assert p["lookup_dir"] == "/play/phases" and p["files"]["main"] == "/play/phases/main.yaml"
+
+
+@pytest.mark.parametrize("kw, expected", [
+    ({"revision_id": 7}, "7"),
+    ({"revision_id": None, "project_revision": "abc"}, "abc"),
+    ({"revision_id": "5", "project_revision": 5}, "5"),
+])
+def test_revision_id_and_project_revision_both_accepted(kw, expected):
+    assert _plan(**kw)["revision"] == expected
+
+
+def test_disagreeing_revisions_are_an_error():
+    with pytest.raises(ValidationError, match="differs from project_revision"):
+        _plan(revision_id=1, project_revision=2)
+
+
+@pytest.mark.parametrize("kw, field", [
+    ({"project_id": None}, "project_id"),
+    ({"revision_id": None}, "revision_id"),
+    ({"project_id": "a b"}, "project_id"),
+    ({"revision_id": "../x"}, "revision_id"),
+    ({"allowed_phases": ["main", "reboot"]}, "allowed_phases"),
+    ({"allowed_phases": "main"}, "allowed_phases"),
+])
+def test_bad_input_names_the_field(kw, field):
+    with pytest.raises(ValidationError) as err:
+        _plan(**kw)
+    assert err.value.field == field and err.value.obj == "gp-a"
+
+
+def test_no_project_needed_without_the_init_cache():
+    p = _plan(project_id=None, revision_id=None, allowed_phases=["startup", "main", "shutdown"])
+    assert p["init_snapshot"] is None
+    assert p["allowed"]["main"] and not p["allowed"]["restore init"]
+
+
+ALL_FILES = ["/ph/dependencies.yaml", "/ph/init.yaml", "/ph/main.yaml", "/ph/terminate.yaml"]
+
+
+def test_cold_cache_creates_clean_and_runs_init():
+    c = gp.cache_plan(_plan(ALL_FILES), [])
+    assert c == {"restore": None, "restore_failed": False, "init_restored": False,
+                 "create_clean": True, "run_dependencies": True, "run_init": True,
+                 "create_init": True, "replace_init": False}
+
+
+def test_warm_cache_restores_init_and_skips_dependencies_and_init():
+    c = gp.cache_plan(_plan(ALL_FILES), ["clean", "proj.3.init", "proj.2.init"])
+    assert c["restore"] == "proj.3.init" and c["init_restored"]
+    assert not (c["run_dependencies"] or c["run_init"] or c["create_init"] or c["create_clean"])
+
+
+def test_new_revision_restores_clean_and_reruns_init():
+    c = gp.cache_plan(_plan(ALL_FILES, revision_id=4), ["clean", "proj.3.init"])
+    assert c["restore"] == "clean" and not c["init_restored"]
+    assert c["run_dependencies"] and c["run_init"] and c["create_init"] and not c["replace_init"]
+
+
+def test_failed_restore_falls_back_to_running_init():
+    c = gp.cache_plan(_plan(ALL_FILES), ["clean", "proj.3.init"], restore_failed=True)
+    assert c["restore"] == "proj.3.init" and c["restore_failed"] and not c["init_restored"]
+    assert c["run_dependencies"] and c["create_init"] and c["replace_init"]
+
+
+def test_missing_phase_files_are_skipped_but_init_snapshot_still_taken():
+    c = gp.cache_plan(_plan(["/ph/main.yaml"]), [])
+    assert not c["run_dependencies"] and not c["run_init"] and c["create_init"]
+
+
+def test_restore_init_not_allowed_replaces_the_existing_init():
+    allowed = [p for p in gp.PHASES if p != "restore init"]
+    c = gp.cache_plan(_plan(ALL_FILES, allowed_phases=allowed), ["clean", "proj.3.init"])
+    assert c["restore"] == "clean" and c["run_init"] and c["replace_init"]
+
+
+@pytest.mark.parametrize("subset", [set(c) for r in (0, 3, 6) for c in itertools.combinations(gp.PHASES, r)][:60])
+def test_gates_never_allow_what_is_not_listed(subset):
+    for names in ([], ["clean"], ["clean", "proj.3.init"]):
+        c = gp.cache_plan(_plan(ALL_FILES, allowed_phases=sorted(subset)), names)
+        if c["restore"] == "proj.3.init":
+            assert "restore init" in subset
+        if c["restore"] == "clean":
+            assert "restore clean" in subset
+        assert not c["create_clean"] or "create clean" in subset
+        assert not c["run_dependencies"] or "dependencies" in subset
+        assert not c["run_init"] or "init" in subset
+        assert not c["create_init"] or "create init" in subset
+        # the README: dependencies and init run exactly when init was not restored
+        if c["init_restored"]:
+            assert not (c["run_dependencies"] or c["run_init"] or c["create_init"])

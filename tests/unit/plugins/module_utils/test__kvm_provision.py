@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+# Copyright: vman.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""kvm_provision: VM definition normalization, disk argv, sources and template choice."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.vman.lifecycle.plugins.module_utils import _kvm_provision as kvm
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+
+
+def _vm(**extra):
+    vm = {"metadata": {"name": "gp-a", "libvirt_pool_dir": "/pool"}, "arch": "x86_64"}
+    meta = extra.pop("metadata", {})
+    vm["metadata"].update(meta)
+    vm.update(extra)
+    return vm
+
+
+@pytest.mark.parametrize("meta, arch, files, expected", [
+    ({"template": "virtio"}, "x86_64", {"/u/virtio.xml.j2", "/u/gp-a.xml.j2"}, "/u/virtio.xml.j2"),
+    ({}, "x86_64", {"/u/gp-a.xml.j2", "/u/x86_64.xml.j2"}, "/u/gp-a.xml.j2"),
+    ({}, "x86_64", {"/u/x86_64.xml.j2", "/r/default.xml.j2"}, "/u/x86_64.xml.j2"),
+    ({}, "aarch64", {"/u/x86_64.xml.j2", "/r/default.xml.j2"}, "/r/default.xml.j2"),
+    # the user's directory wins over the role's for the same candidate
+    ({}, "x86_64", {"/u/default.xml.j2", "/r/default.xml.j2"}, "/u/default.xml.j2"),
+    # a template that does not exist falls through to the next candidate
+    ({"template": "missing"}, None, {"/r/default.xml.j2"}, "/r/default.xml.j2"),
+    ({"template": "/abs/t.xml.j2"}, None, {"/abs/t.xml.j2", "/u/gp-a.xml.j2"}, "/abs/t.xml.j2"),
+])
+def test_template_first_match(meta, arch, files, expected):
+    vm = _vm(metadata=meta, arch=arch)
+    assert kvm.select_template(vm, ["/u", "/r"], isfile=files.__contains__) == expected
+
+
+def test_no_template_lists_what_was_tried():
+    with pytest.raises(ValidationError, match="tried /u/gp-a.xml.j2, /u/x86_64.xml.j2, /u/default.xml.j2"):
+        kvm.select_template(_vm(), ["/u"], isfile=lambda p: False)
+
+
+def test_normalize_defaults():
+    n = kvm.normalize({"metadata": {"name": "web01"}})
+    assert n["uri"] == "qemu:///system" and n["pool_dir"] == "/var/lib/libvirt/images"
+    assert n["domain"]["type"] == "kvm" and n["domain"]["memory_mib"] == 1024
+    assert n["domain"]["guest_agent"] is True and n["disks"] == [] and n["sources"] == []
+
+
+def test_disks_overlay_and_empty_and_existing():
+    vm = _vm(disks=[
+        {"src": "a.qcow2", "backing": "base.qcow2"},
+        {"src": "/data/b.raw", "type": "raw", "size": "2G", "devname": "vdc"},
+        {"src": "c.qcow2", "devname": "sda"},
+    ])
+    a, b, c = kvm.disks(vm)
+    assert a == {"path": "/pool/a.qcow2", "format": "qcow2", "target": "vda", "bus": "virtio",
+                 "create_argv": ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                                 "/pool/base.qcow2", "/pool/a.qcow2"]}
+    assert b["create_argv"] == ["qemu-img", "create", "-q", "-f", "raw", "/data/b.raw", "2G"]
+    assert c["create_argv"] is None and c["bus"] == "sata"
+
+
+@pytest.mark.parametrize("disk, field", [
+    ({"src": "../etc/x"}, "disks[0].src"),
+    ({"src": "a", "type": "vmdk"}, "disks[0].type"),
+    ({"src": "a", "size": "2 GB"}, "disks[0].size"),
+    ({"src": "a", "type": "raw", "backing": "b"}, "disks[0].backing"),
+    ({"src": "a", "devname": "vd1"}, "disks[0].devname"),
+])
+def test_bad_disk_names_vm_and_field(disk, field):
+    with pytest.raises(ValidationError) as err:
+        kvm.disks(_vm(disks=[disk]))
+    assert err.value.obj == "gp-a" and err.value.field == field
+
+
+def test_sources_url_and_file():
+    vm = _vm(metadata={"sources": [
+        {"uri": "https://example.org/img/deb.qcow2", "checksum_type": "sha256", "checksum_value": "ab"},
+        {"uri": "file:///srv/base.qcow2", "unarchived": "gp-base.qcow2"},
+    ]})
+    url, local = kvm.sources(vm)
+    assert url == {"uri": "https://example.org/img/deb.qcow2", "kind": "url", "src": None,
+                   "dest": "/pool/deb.qcow2", "checksum": "sha256:ab"}
+    assert local["kind"] == "file" and local["src"] == "/srv/base.qcow2"
+    assert local["dest"] == "/pool/gp-base.qcow2"
+
+
+@pytest.mark.parametrize("vm, field", [
+    ({"metadata": {"name": "bad/name"}}, "metadata.name"),
+    ({"metadata": {"name": "-x"}}, "metadata.name"),
+    ({"metadata": {"name": "a", "connection": "localhost"}}, "metadata.connection"),
+    ({"metadata": {"name": "a", "libvirt_pool_dir": "rel"}}, "metadata.libvirt_pool_dir"),
+    ({"metadata": {"name": "a"}, "ram": "lots"}, "ram"),
+    ({"metadata": {"name": "a"}, "virt_domain": "xen"}, "virt_domain"),
+    ({"metadata": {"name": "a"}, "kernel": "vmlinuz"}, "kernel"),
+    ({"metadata": {"name": "a"}, "net": {"type": "bridge"}}, "net[0].source"),
+    ({"metadata": {"name": "a"}, "net": [{"mac": "52:54:00"}]}, "net[0].mac"),
+    ({"metadata": {"name": "a", "sources": [{"uri": "s3://b/k"}]}}, "metadata.sources[0].uri"),
+])
+def test_bad_definition_names_the_field(vm, field):
+    with pytest.raises(ValidationError) as err:
+        kvm.normalize(vm)
+    assert err.value.field == field
+
+
+def test_interfaces():
+    n = kvm.normalize(_vm(net=[{"type": "network"}, {"type": "bridge", "source": "br0", "mac": "52:54:00:AA:bb:01"},
+                               {"type": "user", "source": "ignored"}]))
+    assert n["domain"]["interfaces"] == [
+        {"type": "network", "source": "default", "mac": None, "model": "virtio"},
+        {"type": "bridge", "source": "br0", "mac": "52:54:00:aa:bb:01", "model": "virtio"},
+        {"type": "user", "source": None, "mac": None, "model": "virtio"},
+    ]
