@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen test demo bench changelog clean
+.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen molecule-xen test demo bench changelog clean
 
 help:
 	@echo "make demo   - the main job (see README)"
@@ -56,6 +56,11 @@ real-libvirt: venv
 # One Xen testbed boot shared by every Xen test of the run (image built once and cached).
 real-xen: venv
 	$(PYTEST) -q -m real tests/testbed/
+
+# The xen_vman role on the Xen testbed (molecule/xen_vman): boots a testbed, or only attaches to
+# the one booted earlier when VMAN_XEN_TESTBED names its state directory.
+molecule-xen: venv
+	VMAN_MOLECULE_PYTHON=$(CURDIR)/$(VENV)/bin/python $(VENV)/bin/molecule test -s xen_vman
 
 test: lint sanity units integration newest-core real
 	@echo "make test: all stages passed"
