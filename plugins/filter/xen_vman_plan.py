@@ -10,8 +10,8 @@ name: xen_vman_plan
 short_description: What the xen_vman role does with its VMs
 version_added: 0.1.0
 description:
-  - Computes, once and in Python, what the tasks of the C(vman.lifecycle.xen_vman) role need:
-    the C(defaults) dict of the VM modules built from the role variables, the VM dicts for
+  - Computes, once and in Python, what the tasks of the C(vman.lifecycle.xen_vman) role need,
+    that is the C(defaults) dict of the VM modules built from the role variables, the VM dicts for
     M(vman.lifecycle.xen_domain) with the lazily evaluated default bridge filled in, the VMs
     that are new, the VMs M(vman.lifecycle.vm_rootfs) has to install, the iSCSI VMs, the VMs
     to stop before a reinstall and to start afterwards, and the Debian packages the host needs.

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Runs INSIDE the Xen testbed's dom0 (copied there by molecule/xen_vman): builds a small busybox
 # initramfs that boots a PV domU from an NFS root with the dom0 kernel. It reads the kernel
 # command line that xen_domain generates for NFS roots:

@@ -206,9 +206,9 @@ def test_existing_root_kept_until_reinstall(tmp_path):
     root = tmp_path / "nfs/stuvus/web01-root"
     (root / "srv").mkdir(parents=True)
     (root / "srv/data").write_text("precious")
-    results, _ = _converge(tmp_path, [spec()], ["stuvus-web01"], FakeRunner())
+    results = _converge(tmp_path, [spec()], ["stuvus-web01"], FakeRunner())[0]
     assert not results[0]["changed"] and (root / "srv/data").read_text() == "precious"
-    results, _ = _converge(tmp_path, [spec(reinstall=True)], [], FakeRunner())
+    results = _converge(tmp_path, [spec(reinstall=True)], [], FakeRunner())[0]
     assert results[0]["action"] == "reinstall" and not (root / "srv").exists()
     assert (root / "etc/hostname").read_text() == "web01\n"
 
@@ -218,7 +218,7 @@ def test_interrupted_install_is_redone(tmp_path):
         _converge(tmp_path, [spec()], ["stuvus-web01"], FakeRunner(fail_debootstrap=True))
     root = tmp_path / "nfs/stuvus/web01-root"
     assert (root / _rootfs.INSTALLING_MARK).exists()
-    results, _ = _converge(tmp_path, [spec()], [], FakeRunner())
+    results = _converge(tmp_path, [spec()], [], FakeRunner())[0]
     assert results[0]["action"] == "install" and not (root / "usr").exists()
     assert (root / "etc/vman-rootfs").exists()
 
@@ -232,5 +232,5 @@ def test_bad_vm_fails_before_any_install(tmp_path):
 
 
 def test_absent_vm_skipped(tmp_path):
-    results, _ = _converge(tmp_path, [spec(state="absent")], ["stuvus-web01"], FakeRunner())
+    results = _converge(tmp_path, [spec(state="absent")], ["stuvus-web01"], FakeRunner())[0]
     assert results[0]["action"] == "skip" and results[0]["reason"] == "state is absent"
