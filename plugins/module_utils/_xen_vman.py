@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from ansible_collections.vman.lifecycle.plugins.module_utils import _spec
+from ansible_collections.vman.lifecycle.plugins.module_utils import _iscsi, _spec, _units
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
 
 PREFIX = "xen_vman_"
@@ -124,6 +124,8 @@ def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mn
     - ``iscsi_vms``: iSCSI-root VMs (all, for ``iscsi_root``); ``mount``: install VMs whose
       root ``vm_mount@`` has to mount; ``stop``: reinstalled VMs (stopped before the wipe);
     - ``start_vms``: installed VMs with ``boot_after_creation`` (started at the end);
+    - ``markers``: ``{name, content}`` of the per-VM files of an iSCSI root that ``vm_iscsi@``
+      and ``vm_mount@`` read (``<org>-<name>.iscsi``, ``<org>-<name>.root``);
     - ``packages``: Debian packages the host needs.
 
     ``existing_configs`` are paths (or ``find`` results with ``path``) of the xl.cfg files
@@ -136,7 +138,7 @@ def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mn
     existing = {os.path.basename(str(p.get("path") if isinstance(p, Mapping) else p))
                 for p in existing_configs or ()}
     out = {"domain_vms": [], "new": [], "install_vms": [], "iscsi_vms": [], "mount": [],
-           "stop": [], "start_vms": []}
+           "stop": [], "start_vms": [], "markers": []}
     for vm, spec in zip(vms, specs):
         name = spec.full_name
         domain_vm = _with_bridge(vm, bridges.get(name))
@@ -146,6 +148,7 @@ def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mn
         iscsi = spec.storage_type == "iscsi" and not spec.manual_root_disk
         if iscsi and spec.state != "absent":
             out["iscsi_vms"].append(domain_vm)
+            out["markers"].extend(iscsi_markers(spec))
         installs = spec.state != "absent" and (spec.reinstall or (is_new and spec.auto_install))
         if installs:
             if domain_vm.get("state") == "running":
@@ -188,3 +191,14 @@ def xl_conf_lines(role_vars: Mapping) -> list:
         out.append({"regexp": rf"^#?\s*{re.escape(setting)}\s*=", "line": f'{setting}="{value}"',
                     "insertafter": after})
     return out
+
+
+def iscsi_markers(spec) -> list:
+    """The files beside an iSCSI VM's xl.cfg: the login marker and what ``vm_mount@`` mounts."""
+    target = _iscsi.target_iqn(spec.iscsi_base_wwn, spec.org, spec.name)
+    portal = _iscsi.portal(spec.iscsi_server)
+    device = _iscsi.by_path(spec.iscsi_server, spec.iscsi_base_wwn, spec.org, spec.name)
+    return [
+        {"name": f"{spec.full_name}.iscsi", "content": _units.render_iscsi_marker(target, portal)},
+        {"name": f"{spec.full_name}.root", "content": _units.render_root_env(device, spec.filesystem)},
+    ]
