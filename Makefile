@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision
+.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision molecule-xen
 
 help:
 	@echo "make demo   - the main job (see README)"
@@ -70,7 +70,7 @@ real-requests: venv
 
 # One Xen testbed boot shared by every Xen stage of the run (image built once and cached):
 # scripts/real_xen.sh boots it, exports VMAN_XEN_TESTBED, runs the targets below, powers off.
-XEN_STAGES ?= xen-pytest
+XEN_STAGES ?= xen-pytest molecule-xen
 real-xen: venv
 	bash scripts/real_xen.sh $(XEN_STAGES)
 
@@ -83,6 +83,11 @@ xen-pytest:
 # warm ~6 min on a loaded 2-core machine.
 real-lifecycle: venv
 	$(PYTEST) -q -s -m real tests/playbooks/
+
+# The xen_vman role on the Xen testbed (molecule/xen_vman): boots a testbed, or only attaches to
+# the one booted earlier when VMAN_XEN_TESTBED names its state directory.
+molecule-xen:
+	VMAN_MOLECULE_PYTHON=$(CURDIR)/$(VENV)/bin/python $(VENV)/bin/molecule test -s xen_vman
 
 test: lint sanity units integration newest-core real
 	@echo "make test: all stages passed"

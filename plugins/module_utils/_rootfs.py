@@ -1,0 +1,440 @@
+# -*- coding: utf-8 -*-
+# Copyright: vman.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Install the operating system into a VM's root (private, no stability promise).
+
+Pure functions decide whether a root is installed (:func:`decide`), which suite and packages
+debootstrap gets (:func:`suite_for`, :func:`map_packages`, :func:`debootstrap_argv`) and render
+the files written into the new root (fstab, ``/etc/network/interfaces``, hostname, hosts,
+resolv.conf, sudoers). :class:`RootfsInstaller` runs debootstrap (or unpacks a debootstrap
+tarball) through the argv runner, then writes those files and creates the user.
+
+A root directory counts as *installed* when it holds anything but ``lost+found``; such a root
+is only touched with ``reinstall``. An install that was interrupted leaves
+:data:`INSTALLING_MARK` behind and is redone on the next run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+
+from ansible_collections.vman.lifecycle.plugins.module_utils import _xl
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError, ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
+from ansible_collections.vman.lifecycle.plugins.module_utils._runner import run
+
+#: The xen_vman README's default package list (its ``python`` is mapped, see map_packages).
+DEFAULT_PACKAGES = ("systemd", "systemd-sysv", "udev", "openssh-server", "sudo", "python",
+                    "iproute2", "ifupdown")
+DEFAULT_MIRRORS = {"debian": "http://deb.debian.org/debian",
+                   "ubuntu": "http://archive.ubuntu.com/ubuntu"}
+#: written when an install starts, removed when it is complete
+INSTALLING_MARK = ".vman-rootfs-installing"
+#: written into the root when an install is complete
+DONE_FILE = "etc/vman-rootfs"
+
+SUITES = {
+    "debian": {"9": "stretch", "10": "buster", "11": "bullseye", "12": "bookworm", "13": "trixie"},
+    "ubuntu": {"16.04": "xenial", "18.04": "bionic", "20.04": "focal", "22.04": "jammy",
+               "24.04": "noble"},
+}
+# Suites that still ship a package named "python" (Python 2); later ones only have python3.
+_PYTHON2_SUITES = frozenset(("stretch", "buster", "xenial", "bionic"))
+
+USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,99}$")
+SUITE_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+MIRROR_RE = re.compile(r"^(https?|file)://[A-Za-z0-9._~:/@%+-]+$")
+_KEY_RE = re.compile(r"^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\n\r]*)?$")
+
+
+def suite_for(spec) -> str:
+    """Debootstrap suite from ``os.type``/``os.version`` (``12`` or ``bookworm`` for Debian)."""
+    versions = SUITES.get(spec.os_type)
+    if versions is None:
+        raise ValidationError(spec.full_name, "os.type", spec.os_type,
+                              f"debootstrap installs only {', '.join(sorted(SUITES))}")
+    version = spec.os_version
+    if version in versions:
+        return versions[version]
+    if version in versions.values():
+        return version
+    raise ValidationError(spec.full_name, "os.version", version,
+                          f"unknown {spec.os_type} release (known: "
+                          f"{', '.join(f'{k}/{v}' for k, v in versions.items())})")
+
+
+def map_packages(packages, suite: str) -> list:
+    """The package list for ``suite``: ``python`` becomes ``python3`` where Python 2 is gone.
+
+    The seed's default list names ``python``, which Debian 11+ and Ubuntu 20.04+ no longer
+    have; debootstrap would fail on it. Duplicates are dropped, order is kept.
+    """
+    out = []
+    for name in packages:
+        if not isinstance(name, str) or not PACKAGE_RE.match(name):
+            raise ValidationError("vm_rootfs", "packages", name, "is not a Debian package name")
+        if name == "python" and suite not in _PYTHON2_SUITES:
+            name = "python3"
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def local_nfs_base(nfsroot_base: str) -> str:
+    """The host path of ``nfsroot_base``: ``10.0.0.2:/srv/nfs`` → ``/srv/nfs``."""
+    path = nfsroot_base.split(":", 1)[1] if ":" in nfsroot_base.split("/", 1)[0] else nfsroot_base
+    return path
+
+
+def root_path_for(spec, given: str | None, mount_base: str, nfs_base: str | None) -> str:
+    """Where the VM's root is on the host.
+
+    ``given`` (the VM's ``root_path``) wins; an NFS root is ``<nfs_base>/<org>/<name>-root``
+    (``nfs_base`` defaults to the path part of ``nfsroot_base``); any other root is the
+    ``vm_mount@`` mount point ``<mount_base>/<org>-<name>``.
+    """
+    if given:
+        path = given
+    elif spec.storage_type == "nfs" and not spec.manual_root_disk:
+        base = nfs_base or (local_nfs_base(spec.nfsroot_base) if spec.nfsroot_base else None)
+        if not base:
+            raise ValidationError(spec.full_name, "root_path", None,
+                                  "no nfsroot_base and no root_path to install into")
+        path = _xl.nfs_root_path(base, spec.org, spec.name)
+    else:
+        path = f"{mount_base.rstrip('/')}/{spec.full_name}"
+    return check_root_path(spec.full_name, path)
+
+
+def check_root_path(label: str, path) -> str:
+    """Refuse relative paths, ``..`` and anything shallower than two levels (``/srv/x``)."""
+    if not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
+        raise ValidationError(label, "root_path", path, "must be an absolute path")
+    norm = os.path.normpath(path)
+    if ".." in path.split("/") or norm.count("/") < 2:
+        raise ValidationError(label, "root_path", path,
+                              "must be at least two levels deep and contain no '..'")
+    return norm
+
+
+# ---- decision ---------------------------------------------------------------------------
+
+def root_state(path: str) -> str:
+    """``missing``, ``empty``, ``incomplete`` (our install was interrupted) or ``installed``."""
+    try:
+        entries = set(os.listdir(path))
+    except FileNotFoundError:
+        return "missing"
+    if INSTALLING_MARK in entries:
+        return "incomplete"
+    return "installed" if entries - {"lost+found"} else "empty"
+
+
+def decide(spec, state: str, new: bool) -> tuple:
+    """``(action, reason)`` with action ``install``, ``reinstall`` or ``skip``.
+
+    ``reinstall: true`` always reinstalls. Otherwise an installed root is never touched, an
+    interrupted install is redone, and an empty root is installed only with ``auto_install``
+    for a VM that had no configuration before (``new``).
+    """
+    if spec.reinstall:
+        return "reinstall", "reinstall is true"
+    if state == "installed":
+        return "skip", "root is already installed"
+    if state == "incomplete":
+        return "install", "an earlier install was interrupted"
+    if not spec.auto_install:
+        return "skip", "auto_install is false"
+    if not new:
+        return "skip", "auto_install only installs VMs that had no configuration before"
+    return "install", "new VM with an empty root"
+
+
+# ---- rendered files ---------------------------------------------------------------------
+
+def _header(comment="#"):
+    return f"{comment} Written by vman.lifecycle.vm_rootfs at install time.\n"
+
+
+def render_fstab(spec) -> str:
+    """fstab of the guest: its root (NFS export or ``/dev/xvda``)."""
+    if spec.storage_type == "nfs" and not spec.manual_root_disk:
+        source = _xl.nfs_root_path(spec.nfsroot_base, spec.org, spec.name)
+        line = f"{source} / nfs defaults 0 0"
+    else:
+        line = f"/dev/xvda / {spec.filesystem} defaults,errors=remount-ro 0 1"
+    return _header() + "# <file system> <mount point> <type> <options> <dump> <pass>\n" + line + "\n"
+
+
+def render_interfaces(spec) -> str:
+    """``/etc/network/interfaces``: the first NIC (``eth0``) with the VM's static address.
+
+    An NFS root's NIC is configured by the initrd (``ip=`` on the kernel command line) and must
+    stay up: it is ``manual`` there (ifupdown never takes it down), static otherwise.
+    """
+    address, prefix = spec.primary_ip, spec.primary_prefixlen
+    mtu = next((i.mtu for i in spec.interfaces if i.mtu), None)
+    nfs = spec.storage_type == "nfs" and not spec.manual_root_disk
+    lines = [_header().rstrip("\n"), "", "source-directory /etc/network/interfaces.d", "",
+             "auto lo", "iface lo inet loopback", ""]
+    if address is None:
+        lines += ["auto eth0", "iface eth0 inet dhcp"]
+    elif nfs:
+        lines += ["# eth0 carries the NFS root: configured by the initrd, never taken down",
+                  "iface eth0 inet manual"]
+    else:
+        family = "inet6" if ":" in address else "inet"
+        lines += ["auto eth0", f"iface eth0 {family} static", f"    address {address}/{prefix}"]
+        if spec.gateway:
+            lines.append(f"    gateway {spec.gateway}")
+    if address is not None and mtu:
+        lines.append(f"    mtu {mtu}")
+    if spec.nameservers and address is not None:
+        lines.append(f"    dns-nameservers {' '.join(spec.nameservers)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_resolv_conf(spec) -> str:
+    """``/etc/resolv.conf`` with the VM's nameservers (works without resolvconf)."""
+    return _header() + "".join(f"nameserver {ns}\n" for ns in spec.nameservers)
+
+
+def render_hostname(spec) -> str:
+    """``/etc/hostname``: the VM's name."""
+    return spec.name + "\n"
+
+
+def render_hosts(spec) -> str:
+    """``/etc/hosts`` naming the VM on its own address (or 127.0.1.1)."""
+    own = spec.primary_ip or "127.0.1.1"
+    return (_header() + "127.0.0.1\tlocalhost\n" + f"{own}\t{spec.name}\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\n"
+            "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+
+
+def render_sudoers(user: str) -> str:
+    """A sudoers drop-in granting ``user`` passwordless sudo."""
+    return _header() + f"{user} ALL=(ALL:ALL) NOPASSWD: ALL\n"
+
+
+def render_authorized_keys(keys) -> str:
+    """``authorized_keys`` text; every key validated as one OpenSSH public key line."""
+    out = []
+    for index, key in enumerate(keys):
+        key = str(key).strip()
+        if not _KEY_RE.match(key):
+            raise ValidationError("vm_rootfs", f"public_keys[{index}]", key[:40],
+                                  "is not an OpenSSH public key line")
+        out.append(key)
+    return "".join(k + "\n" for k in out)
+
+
+def render_done(spec, suite: str, source: str, stamp: str) -> str:
+    """The completion marker: what was installed, from where, when."""
+    return (_header() + f"os={spec.os_type} {spec.os_version}\nsuite={suite}\n"
+            f"source={source}\ninstalled={stamp}\n")
+
+
+# The unit that stops the network at shutdown would cut an NFS root away under systemd.
+NOSTOP_DROPIN = "etc/systemd/system/networking.service.d/vman-nostop.conf"
+NOSTOP_TEXT = _header() + "[Service]\nExecStop=\n"
+
+
+def guest_files(spec, user: str | None, suite: str) -> dict:
+    """``{relative path: (text, mode)}`` written into every new root."""
+    files = {
+        "etc/fstab": (render_fstab(spec), 0o644),
+        "etc/network/interfaces": (render_interfaces(spec), 0o644),
+        "etc/hostname": (render_hostname(spec), 0o644),
+        "etc/hosts": (render_hosts(spec), 0o644),
+        "etc/resolv.conf": (render_resolv_conf(spec), 0o644),
+    }
+    if spec.storage_type == "nfs" and not spec.manual_root_disk:
+        files[NOSTOP_DROPIN] = (NOSTOP_TEXT, 0o644)
+    if user and user != "root":
+        files[f"etc/sudoers.d/90-vman-{user}"] = (render_sudoers(user), 0o440)
+    return files
+
+
+def debootstrap_argv(debootstrap: str, suite: str, root: str, mirror: str, packages,
+                     variant: str = "minbase", tarball: str | None = None) -> list:
+    """argv of one debootstrap run: download (default) or ``--unpack-tarball``."""
+    argv = [debootstrap, f"--variant={variant}"]
+    if packages:
+        argv.append("--include=" + ",".join(packages))
+    if tarball:
+        argv.append(f"--unpack-tarball={tarball}")
+    return argv + [suite, root, mirror]
+
+
+def passwd_ids(passwd_text: str, user: str) -> tuple | None:
+    """``(uid, gid, home)`` of ``user`` in a passwd file's text, else None."""
+    for line in passwd_text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 6 and fields[0] == user:
+            return int(fields[2]), int(fields[3]), fields[5]
+    return None
+
+
+# ---- acting -----------------------------------------------------------------------------
+
+class RootfsInstaller:
+    """Install roots; every act goes through ``runner`` (argv) or plain file writes."""
+
+    def __init__(self, debootstrap="debootstrap", chroot="chroot", runner=run, timeout=3600,
+                 now=None):
+        self.debootstrap = debootstrap
+        self.chroot = chroot
+        self.runner = runner
+        self.timeout = timeout
+        self.now = now or (lambda: datetime.datetime.now(datetime.timezone.utc)
+                           .strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    @staticmethod
+    def _inside(root: str, rel: str) -> str:
+        """``root/rel``, refusing any path that a symlink would lead out of the root."""
+        path = os.path.join(root, rel)
+        real_root = os.path.realpath(root)
+        real_parent = os.path.realpath(os.path.dirname(path))
+        if real_parent != real_root and not real_parent.startswith(real_root + os.sep):
+            raise ValidationError(root, "root_path", rel, "leads out of the VM's root")
+        return path
+
+    @staticmethod
+    def wipe(root: str) -> None:
+        """Remove everything inside ``root`` (not ``root`` itself: it may be a mount point)."""
+        for entry in os.listdir(root):
+            if entry == "lost+found":
+                continue
+            path = os.path.join(root, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+
+    def install(self, spec, root: str, *, suite, mirror, packages, variant, tarball, user,
+                keys_text, wipe=False) -> None:
+        """Debootstrap ``root`` and configure it for ``spec``."""
+        os.makedirs(root, mode=0o755, exist_ok=True)
+        if wipe:
+            self.wipe(root)
+        else:
+            mark = os.path.join(root, INSTALLING_MARK)
+            if os.path.exists(mark):
+                # an interrupted install of ours: start from scratch
+                self.wipe(root)
+        with open(os.path.join(root, INSTALLING_MARK), "w", encoding="utf-8") as handle:
+            handle.write("install in progress\n")
+        self.runner(debootstrap_argv(self.debootstrap, suite, root, mirror, packages, variant,
+                                     tarball), timeout=self.timeout)
+        # predictable names would call the NIC enX0; the files above configure eth0
+        link = self._inside(root, "etc/systemd/network/99-default.link")
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if not os.path.lexists(link):
+            os.symlink("/dev/null", link)
+        for rel, (text, mode) in guest_files(spec, user, suite).items():
+            path = self._inside(root, rel)
+            if os.path.islink(path):
+                os.unlink(path)  # e.g. resolv.conf pointing at a resolver's runtime file
+            write_atomic(path, text, mode)
+        if user:
+            self._user(root, user, keys_text)
+        source = f"tarball {os.path.basename(tarball)}" if tarball else mirror
+        write_atomic(self._inside(root, DONE_FILE), render_done(spec, suite, source, self.now()))
+        os.unlink(os.path.join(root, INSTALLING_MARK))
+
+    def _user(self, root: str, user: str, keys_text: str) -> None:
+        passwd = os.path.join(root, "etc/passwd")
+        with open(passwd, encoding="utf-8") as handle:
+            ids = passwd_ids(handle.read(), user)
+        if ids is None:
+            self.runner([self.chroot, root, "useradd", "--create-home", "--shell", "/bin/bash",
+                         "--groups", "sudo", user], timeout=120)
+            with open(passwd, encoding="utf-8") as handle:
+                ids = passwd_ids(handle.read(), user)
+            if ids is None:
+                raise ValidationError(root, "user", user, "useradd did not create the user")
+        uid, gid, home = ids
+        ssh_dir = self._inside(root, home.lstrip("/") + "/.ssh")
+        os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
+        os.chmod(ssh_dir, 0o700)
+        keys = os.path.join(ssh_dir, "authorized_keys")
+        write_atomic(keys, keys_text, 0o600)
+        for path in (ssh_dir, keys):
+            os.lchown(path, uid, gid)
+
+
+# ---- batch --------------------------------------------------------------------------------
+
+def split_root_paths(vms) -> tuple:
+    """``(vm dicts without root_path, {index: root_path})``: ``root_path`` is ours, not the spec's."""
+    if not isinstance(vms, (list, tuple)):
+        raise ValidationError("(vms)", "vms", vms, "must be a list of VM dicts")
+    clean, paths = [], {}
+    for index, vm in enumerate(vms):
+        if isinstance(vm, dict) and "root_path" in vm:
+            vm = dict(vm)
+            paths[index] = vm.pop("root_path")
+        clean.append(vm)
+    return clean, paths
+
+
+def plan(specs, root_paths: dict, new_vms, mount_base: str, nfs_base: str | None,
+         state_of=root_state) -> list:
+    """One entry per VM: ``{name, root_path, root_state, action, reason}`` (pure but for ``state_of``).
+
+    VMs with ``state: absent`` are skipped (a root is never removed here).
+    """
+    new = set(new_vms or ())
+    out = []
+    for index, spec in enumerate(specs):
+        path = root_path_for(spec, root_paths.get(index), mount_base, nfs_base)
+        if spec.state == "absent":
+            out.append({"name": spec.full_name, "root_path": path, "root_state": None,
+                        "action": "skip", "reason": "state is absent"})
+            continue
+        current = state_of(path)
+        action, reason = decide(spec, current, spec.full_name in new)
+        out.append({"name": spec.full_name, "root_path": path, "root_state": current,
+                    "action": action, "reason": reason})
+    return out
+
+
+def converge(specs, entries, installer, *, check_mode, mirror, packages, variant, tarball,
+             user, keys_text) -> tuple:
+    """Install what :func:`plan` decided; return ``(results, diffs)``."""
+    results, diffs, work = [], [], []
+    # validate every VM to install before the first one is touched
+    for spec, entry in zip(specs, entries):
+        result = dict(entry, changed=entry["action"] != "skip")
+        results.append(result)
+        if result["changed"]:
+            suite = suite_for(spec)
+            vm_mirror = mirror or DEFAULT_MIRRORS[spec.os_type]
+            result.update(suite=suite, packages=map_packages(packages, suite),
+                          source=f"tarball {tarball}" if tarball else vm_mirror)
+            work.append((spec, entry, result, vm_mirror))
+    for spec, entry, result, vm_mirror in work:
+        suite = result["suite"]
+        files = guest_files(spec, user, suite)
+        diffs.append({
+            "before_header": f"{entry['root_path']} ({entry['root_state']})",
+            "after_header": f"{entry['root_path']} ({spec.os_type} {spec.os_version}, {suite})",
+            "before": "" if entry["root_state"] in ("missing", "empty")
+            else f"{entry['root_state']} root (wiped)\n",
+            "after": "".join(f"--- /{rel}\n{text}" for rel, (text, mode) in sorted(files.items())),
+        })
+        if not check_mode:
+            try:
+                installer.install(spec, entry["root_path"], suite=suite, mirror=vm_mirror,
+                                  packages=result["packages"], variant=variant, tarball=tarball,
+                                  user=user, keys_text=keys_text,
+                                  wipe=entry["action"] == "reinstall")
+            except CommandError as exc:
+                exc.args = (f"{spec.full_name}: {exc}",)
+                raise
+    return results, diffs

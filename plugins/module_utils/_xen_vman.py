@@ -1,0 +1,204 @@
+# -*- coding: utf-8 -*-
+# Copyright: vman.lifecycle contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the ``xen_vman`` role decides, as pure functions (private, no stability promise).
+
+The role collects its variables and a few facts of the host (the existing xl.cfg files, the
+lazily evaluated default bridge per VM) and hands them to :func:`role_defaults` and
+:func:`plan` (through the ``vman.lifecycle.xen_vman_*`` filters); the tasks then only call
+modules with what these return.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from ansible_collections.vman.lifecycle.plugins.module_utils import _iscsi, _spec, _units
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+
+PREFIX = "xen_vman_"
+#: role variables that are host settings, not VM defaults
+_NOT_DEFAULTS = frozenset((
+    "vms", "xl_path", "iscsiadm_path", "vm_config_path", "dracut_modules", "dracut_extra_flags",
+    "start_timeout", "stop_timeout", "iscsi_login_timeout", "iscsi_logout_timeout",
+    "mount_timeout", "umount_timeout", "public_keys", "debootstrap_packages",
+    "debootstrap_tarball", "debootstrap_mirror", "additional_network_scripts", "vm_user",
+    "build_initrds", "default_network_bridge", "lazy_default_network_bridge",
+    "mount_base", "nfs_base", "iscsi_device_timeout",
+))
+_OPTIONS = ("default_additonal_xen_options", "default_additional_xen_options")
+HOST_PACKAGES = ("debootstrap", "python3-netaddr")
+INITRD_PACKAGES = ("dracut", "dracut-network")
+ISCSI_PACKAGES = ("open-iscsi",)
+
+
+def xen_options(value, field: str) -> dict:
+    """``additional_xen_options`` as a dict.
+
+    Accepts a dict, or a list of ``[key, value]`` pairs or one-key dicts: the README's default
+    is ``[]`` and the original role iterated the option as key/value pairs.
+    """
+    if value in (None, "", []):
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        out = {}
+        for index, item in enumerate(value):
+            if isinstance(item, Mapping) and len(item) == 1:
+                out.update(item)
+            elif isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str):
+                out[item[0]] = item[1]
+            else:
+                raise ValidationError("xen_vman", f"{field}[{index}]", item,
+                                      "must be a [key, value] pair or a one-key dict")
+        return out
+    raise ValidationError("xen_vman", field, value, "must be a dict of xl.cfg keys to values")
+
+
+def role_defaults(role_vars: Mapping) -> dict:
+    """The ``defaults`` dict of the VM modules from the role's variables.
+
+    ``xen_vman_default_memory`` → ``memory``, ``xen_vman_nfsroot_base`` → ``nfsroot_base``;
+    None values are dropped (the module's built-in default applies). Both spellings of
+    ``xen_vman_default_additional_xen_options`` are merged, the correct one winning per key.
+    """
+    out = {}
+    for key, value in role_vars.items():
+        if not key.startswith(PREFIX):
+            continue
+        short = key[len(PREFIX):]
+        if short in _NOT_DEFAULTS or short in _OPTIONS or value is None:
+            continue
+        if short.startswith("default_"):
+            short = short[len("default_"):]
+        out[short] = value
+    options = {}
+    for short in _OPTIONS:
+        options.update(xen_options(role_vars.get(PREFIX + short), PREFIX + short))
+    out["additional_xen_options"] = options
+    return out
+
+
+def lazy_bridges(results) -> dict:
+    """``{<org>-<name>: bridge}`` from the results of the role's lazy-bridge loop.
+
+    Each result carries the loop item ``vm`` and the evaluated bridge in
+    ``ansible_facts.__xen_vman_lazy_bridge``; skipped loops (no lazy bridge) give ``{}``.
+    """
+    out = {}
+    for result in results or ():
+        if not isinstance(result, Mapping) or result.get("skipped"):
+            continue
+        vm = result.get("vm") or {}
+        bridge = (result.get("ansible_facts") or {}).get("__xen_vman_lazy_bridge")
+        if bridge in (None, ""):
+            continue
+        if not isinstance(bridge, str):
+            raise ValidationError(f"{vm.get('org')}-{vm.get('name')}",
+                                  "xen_vman_lazy_default_network_bridge", bridge, "must be a string")
+        out[f"{vm.get('org')}-{vm.get('name')}"] = bridge
+    return out
+
+
+def _with_bridge(vm: Mapping, bridge: str | None) -> dict:
+    vm = dict(vm)
+    vm.pop("root_path", None)
+    if bridge and isinstance(vm.get("interfaces"), list):
+        vm["interfaces"] = [dict(i, bridge=bridge) if isinstance(i, Mapping) and not i.get("bridge")
+                            else i for i in vm["interfaces"]]
+    return vm
+
+
+def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mnt/vms",
+         build_initrds=True) -> dict:
+    """Everything the role's tasks need, computed once.
+
+    - ``domain_vms``: the VM dicts for ``xen_domain`` (lazy bridge filled in, ``root_path``
+      removed, a VM still to be installed never started by the first call);
+    - ``new``: ``<org>-<name>`` of VMs without a config file among ``existing_configs``;
+    - ``install_vms``: VMs ``vm_rootfs`` has to look at (new with ``auto_install``, or
+      ``reinstall``), iSCSI ones with ``root_path`` at their ``vm_mount@`` mount point;
+    - ``iscsi_vms``: iSCSI-root VMs (all, for ``iscsi_root``); ``mount``: install VMs whose
+      root ``vm_mount@`` has to mount; ``stop``: reinstalled VMs (stopped before the wipe);
+    - ``start_vms``: installed VMs with ``boot_after_creation`` (started at the end);
+    - ``markers``: ``{name, content}`` of the per-VM files of an iSCSI root that ``vm_iscsi@``
+      and ``vm_mount@`` read (``<org>-<name>.iscsi``, ``<org>-<name>.root``);
+    - ``packages``: Debian packages the host needs.
+
+    ``existing_configs`` are paths (or ``find`` results with ``path``) of the xl.cfg files
+    present before this run; ``lazy`` is :func:`lazy_bridges`' output.
+    """
+    if vms is None:
+        vms = []
+    bridges = lazy or {}
+    specs = _spec.normalize_all([_with_bridge(vm, None) for vm in vms], defaults)
+    existing = {os.path.basename(str(p.get("path") if isinstance(p, Mapping) else p))
+                for p in existing_configs or ()}
+    out = {"domain_vms": [], "new": [], "install_vms": [], "iscsi_vms": [], "mount": [],
+           "stop": [], "start_vms": [], "markers": []}
+    for vm, spec in zip(vms, specs):
+        name = spec.full_name
+        domain_vm = _with_bridge(vm, bridges.get(name))
+        is_new = f"{name}.cfg" not in existing
+        if is_new:
+            out["new"].append(name)
+        iscsi = spec.storage_type == "iscsi" and not spec.manual_root_disk
+        if iscsi and spec.state != "absent":
+            out["iscsi_vms"].append(domain_vm)
+            out["markers"].extend(iscsi_markers(spec))
+        installs = spec.state != "absent" and (spec.reinstall or (is_new and spec.auto_install))
+        if installs:
+            if domain_vm.get("state") == "running":
+                domain_vm = dict(domain_vm, state="present")  # started after the install
+            install_vm = dict(domain_vm)
+            if vm.get("root_path"):
+                install_vm["root_path"] = vm["root_path"]
+            elif iscsi:
+                install_vm["root_path"] = f"{mount_base.rstrip('/')}/{name}"
+                out["mount"].append(name)
+            out["install_vms"].append(install_vm)
+            if spec.reinstall and not is_new:
+                out["stop"].append(name)
+            if spec.boot_after_creation and spec.state in (None, "present", "running"):
+                out["start_vms"].append(domain_vm)
+        out["domain_vms"].append(domain_vm)
+    packages = list(HOST_PACKAGES)
+    if build_initrds:
+        packages += INITRD_PACKAGES
+    if out["iscsi_vms"]:
+        packages += ISCSI_PACKAGES
+    out["packages"] = packages
+    return out
+
+
+_XL_WORD = re.compile(r"^[A-Za-z0-9_.:/+-]{1,255}$")
+
+
+def xl_conf_lines(role_vars: Mapping) -> list:
+    """``lineinfile`` items for ``/etc/xen/xl.conf``: default vif script, and bridge when set."""
+    out = []
+    for key, setting, after in (("script", "vif.default.script", "^# default vif script"),
+                                ("bridge", "vif.default.bridge", "^# default bridge device")):
+        value = role_vars.get(f"{PREFIX}default_network_{key}")
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str) or not _XL_WORD.match(value):
+            raise ValidationError("xen_vman", f"{PREFIX}default_network_{key}", value,
+                                  f"must match {_XL_WORD.pattern}")
+        out.append({"regexp": rf"^#?\s*{re.escape(setting)}\s*=", "line": f'{setting}="{value}"',
+                    "insertafter": after})
+    return out
+
+
+def iscsi_markers(spec) -> list:
+    """The files beside an iSCSI VM's xl.cfg: the login marker and what ``vm_mount@`` mounts."""
+    target = _iscsi.target_iqn(spec.iscsi_base_wwn, spec.org, spec.name)
+    portal = _iscsi.portal(spec.iscsi_server)
+    device = _iscsi.by_path(spec.iscsi_server, spec.iscsi_base_wwn, spec.org, spec.name)
+    return [
+        {"name": f"{spec.full_name}.iscsi", "content": _units.render_iscsi_marker(target, portal)},
+        {"name": f"{spec.full_name}.root", "content": _units.render_root_env(device, spec.filesystem)},
+    ]

@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+"""Tests of _xen_vman: the xen_vman role's decisions (defaults, lazy bridge, plan, xl.conf)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.vman.lifecycle.plugins.module_utils import _xen_vman
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+
+ROLE_VARS = {
+    "xen_vman_nfsroot_base": "10.200.0.1:/srv/nfs",
+    "xen_vman_iscsi_server": "10.200.0.1",
+    "xen_vman_iscsi_base_wwn": "iqn.2026-01.test.vman",
+    "xen_vman_default_memory": 256,
+    "xen_vman_default_gateway": None,
+    "xen_vman_default_additonal_xen_options": [["on_crash", "destroy"], {"localtime": 1}],
+    "xen_vman_default_additional_xen_options": {"on_crash": "preserve"},
+    "xen_vman_default_network_script": "vif-bridge",
+    "xen_vman_default_network_bridge": "xenbr0",
+    "xen_vman_public_keys": ["ssh-ed25519 AAAA x"],
+}
+
+
+def vm(name, **over):
+    out = {"org": "t", "name": name, "os": {"type": "debian", "version": "12"},
+           "interfaces": [{"ip": f"10.200.0.{len(name) + 10}"}]}
+    out.update(over)
+    return out
+
+
+def test_role_defaults_maps_names_and_merges_both_spellings():
+    d = _xen_vman.role_defaults(ROLE_VARS)
+    assert d["memory"] == 256 and d["nfsroot_base"] == "10.200.0.1:/srv/nfs"
+    assert "gateway" not in d                       # None: the module default applies
+    assert "public_keys" not in d and "network_bridge" not in d
+    assert d["additional_xen_options"] == {"on_crash": "preserve", "localtime": 1}
+    assert d["network_script"] == "vif-bridge"
+
+
+def test_xen_options_forms():
+    assert _xen_vman.xen_options([], "x") == {}
+    assert _xen_vman.xen_options({"a": 1}, "x") == {"a": 1}
+    with pytest.raises(ValidationError, match=r"x\[0\]"):
+        _xen_vman.xen_options([["a", 1, 2]], "x")
+    with pytest.raises(ValidationError):
+        _xen_vman.xen_options("a=1", "x")
+
+
+def test_lazy_bridges_from_loop_results():
+    results = [
+        {"vm": vm("a"), "ansible_facts": {"__xen_vman_lazy_bridge": "br-t"}},
+        {"vm": vm("b"), "skipped": True},
+        {"vm": vm("c"), "ansible_facts": {"__xen_vman_lazy_bridge": ""}},
+    ]
+    assert _xen_vman.lazy_bridges(results) == {"t-a": "br-t"}
+    assert _xen_vman.lazy_bridges(None) == {}
+    with pytest.raises(ValidationError, match="t-a"):
+        _xen_vman.lazy_bridges([{"vm": vm("a"), "ansible_facts": {"__xen_vman_lazy_bridge": ["x"]}}])
+
+
+def test_plan_new_vms_install_and_start():
+    defaults = _xen_vman.role_defaults(ROLE_VARS)
+    vms = [vm("old"), vm("new", state="running"), vm("manual", auto_install=False),
+           vm("again", reinstall=True, boot_after_creation=False),
+           vm("disk", storage_type="iscsi"), vm("gone", state="absent")]
+    plan = _xen_vman.plan(vms, defaults, [{"path": "/etc/xen/vms/t-old.cfg"}, "/etc/xen/vms/t-again.cfg"])
+    assert plan["new"] == ["t-new", "t-manual", "t-disk", "t-gone"]
+    assert [v["name"] for v in plan["install_vms"]] == ["new", "again", "disk"]
+    assert plan["stop"] == ["t-again"]
+    assert [v["name"] for v in plan["start_vms"]] == ["new", "disk"]
+    # a VM still to be installed is not started by the first xen_domain call
+    new = next(v for v in plan["domain_vms"] if v["name"] == "new")
+    assert new["state"] == "present" and vms[1]["state"] == "running"
+    assert plan["install_vms"][2]["root_path"] == "/mnt/vms/t-disk"
+    assert plan["mount"] == ["t-disk"]
+    assert [v["name"] for v in plan["iscsi_vms"]] == ["disk"]
+    assert [m["name"] for m in plan["markers"]] == ["t-disk.iscsi", "t-disk.root"]
+    assert "VMAN_ISCSI_TARGET=iqn.2026-01.test.vman:t-disk\nVMAN_ISCSI_PORTAL=10.200.0.1:3260\n" == \
+        plan["markers"][0]["content"]
+    assert plan["markers"][1]["content"].startswith(
+        "VMAN_ROOT_SOURCE=/dev/disk/by-path/ip-10.200.0.1:3260-iscsi-iqn.2026-01.test.vman:t-disk-lun-0\n")
+    assert plan["packages"] == ["debootstrap", "python3-netaddr", "dracut", "dracut-network", "open-iscsi"]
+
+
+def test_plan_second_run_does_nothing():
+    vms = [vm("a"), vm("b")]
+    plan = _xen_vman.plan(vms, _xen_vman.role_defaults(ROLE_VARS), ["t-a.cfg", "t-b.cfg"],
+                          build_initrds=False)
+    assert plan["new"] == [] and plan["install_vms"] == [] and plan["start_vms"] == []
+    assert plan["packages"] == ["debootstrap", "python3-netaddr"]
+
+
+def test_plan_lazy_bridge_only_where_no_bridge():
+    vms = [vm("a", interfaces=[{"ip": "10.200.0.5"}, {"bridge": "own"}]), vm("b")]
+    plan = _xen_vman.plan(vms, _xen_vman.role_defaults(ROLE_VARS), [], lazy={"t-a": "br-a"})
+    assert [i.get("bridge") for i in plan["domain_vms"][0]["interfaces"]] == ["br-a", "own"]
+    assert "bridge" not in plan["domain_vms"][1]["interfaces"][0]
+    assert "bridge" not in vms[0]["interfaces"][0]      # the input is not modified
+
+
+def test_plan_root_path_kept_for_install_only():
+    vms = [vm("a", root_path="/data/roots/a")]
+    plan = _xen_vman.plan(vms, _xen_vman.role_defaults(ROLE_VARS), [])
+    assert "root_path" not in plan["domain_vms"][0]
+    assert plan["install_vms"][0]["root_path"] == "/data/roots/a"
+
+
+def test_plan_names_bad_vm():
+    with pytest.raises(ValidationError, match="t-bad"):
+        _xen_vman.plan([vm("bad", memory="lots")], _xen_vman.role_defaults(ROLE_VARS), [])
+
+
+def test_xl_conf_lines():
+    lines = _xen_vman.xl_conf_lines(ROLE_VARS)
+    assert [i["line"] for i in lines] == ['vif.default.script="vif-bridge"', 'vif.default.bridge="xenbr0"']
+    assert _xen_vman.xl_conf_lines({"xen_vman_default_network_script": "vif-p2p"})[0]["regexp"] == \
+        r"^#?\s*vif\.default\.script\s*="
+    with pytest.raises(ValidationError, match="network_bridge"):
+        _xen_vman.xl_conf_lines({"xen_vman_default_network_bridge": 'x"; evil'})
