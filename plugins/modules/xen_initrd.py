@@ -14,9 +14,9 @@ description:
     C(/boot/vmlinuz-<version>)), or only for the kernels in O(kernels), builds
     C(<dest_dir>/initrd.img-<version>) with C(dracut), including the dracut modules in O(modules)
     and passing O(extra_flags).
-  - Beside each initrd, C(initrd.img-<version>.inputs) records what it was built from: the
+  - Beside each initrd, C(initrd.img-<version>.inputs) records the inputs it was built from (the
     kernel version, the SHA-256 of the kernel file, the C(dracut --version), the module list,
-    the extra flags and the extra files. An initrd is rebuilt only when one of these changed
+    the extra flags and the extra files). An initrd is rebuilt only when one of these changed
     (or with O(force)), so a second run with the same inputs builds nothing.
   - Initrds (and their records) of kernels that are no longer installed are removed. An initrd
     of a kernel that is not installed and has no record was not built by this module and is
@@ -142,8 +142,8 @@ initrds:
       type: str
     reason:
       description:
-        - Why, for example V(missing), V(changed: modules, extra_flags), V(forced),
-          V(up to date), V(kernel no longer installed).
+        - Why, for example V(missing), V(forced), V(up to date), V(kernel no longer installed), or
+          C(changed) followed by the inputs that changed (C(modules), C(extra_flags), C(kernel file) ...).
       type: str
 hooks:
   description: Kernel hook files that were (or would be) written or removed.
