@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision molecule-xen
+.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision molecule-xen real-requests-xen
 
 help:
 	@echo "make demo   - the main job (see README)"
@@ -67,6 +67,10 @@ real-guest-provision: venv
 # Start requests: store rules and reconciler on a real PostgreSQL, end to end on real LXC
 real-requests: venv
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__store_requests.py tests/unit/plugins/module_utils/test__reconcile.py tests/unit/plugins/modules/test_vm_reconcile_real.py
+
+# Opt-in (not in real:): the request reconciler with the Xen backend in the Xen testbed's dom0
+real-requests-xen: venv
+	VMAN_XEN_REQUESTS=1 $(PYTEST) -q -m real tests/testbed/test_vm_reconcile_xen_real.py
 
 # One Xen testbed boot shared by every Xen stage of the run (image built once and cached):
 # scripts/real_xen.sh boots it, exports VMAN_XEN_TESTBED, runs the targets below, powers off.
