@@ -56,6 +56,7 @@ real-libvirt: venv
 # kvm_provision + guest_provision on a real libvirtd with TCG guests: molecule scenario at
 # collection level (delegated driver); the guest image is built once and cached (see the scenario).
 real-guest-provision: venv
+	bash scripts/apt_deps.sh debootstrap qemu-utils e2fsprogs debian-archive-keyring
 	molecule test -s guest_provision
 
 # One Xen testbed boot shared by every Xen test of the run (image built once and cached).
