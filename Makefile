@@ -62,6 +62,7 @@ real-libvirt: venv
 # kvm_provision + guest_provision on a real libvirtd with TCG guests: molecule scenario at
 # collection level (delegated driver); the guest image is built once and cached (see the scenario).
 real-guest-provision: venv
+	bash scripts/apt_deps.sh debootstrap qemu-utils e2fsprogs debian-archive-keyring
 	molecule test -s guest_provision
 
 # Start requests: store rules and reconciler on a real PostgreSQL, end to end on real LXC

@@ -6,14 +6,15 @@
 # so the guest needs no network, no sshd and no keys.
 #   ${VMAN_TESTBED_CACHE:-${XDG_CACHE_HOME:-~/.cache}/vman-testbed}/gp-guest-<hash>/
 #     vmlinuz  initrd.img  root.qcow2  build-info
-# The cache key is a hash of this script; a present cache is reused as is. The build runs in a
+# The cache key is a hash of the image part of this script (below the "image recipe" line), so
+# changes to the host-tool set-up do not rebuild; a present cache is reused as is. The build runs in a
 # temporary sibling directory renamed at the end (an interrupted build leaves no half cache).
 # Prints "GP_GUEST_IMAGE=<dir>" on stdout; progress on stderr. Needs root.
 set -euo pipefail
 case "${1:-}" in --list|--host) echo "{}"; exit 0;; esac
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${VMAN_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vman-testbed}
-key=$(sha256sum "$here/gp-guest-build.sh" | cut -c1-16)
+key=$(sed -n '/^# ---- image recipe/,$p' "$here/gp-guest-build.sh" | sha256sum | cut -c1-16)
 final=$cache_root/gp-guest-$key
 log() { printf '%s %s\n' "gp-guest-build: $(date +%H:%M:%S)" "$*" >&2; }
 
@@ -31,8 +32,12 @@ command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
-    --no-install-recommends "${missing[@]}" >&2
+  apt_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+      --no-install-recommends "$@" >&2
+  }
+  # a fresh machine may have no package lists yet
+  apt_install "${missing[@]}" || { apt-get -o DPkg::Lock::Timeout=600 update -q >&2 && apt_install "${missing[@]}"; }
 fi
 
 # the mirror apt uses here (deb822 or one-line sources), else Debian's
@@ -40,6 +45,7 @@ mirror=${VMAN_DEBIAN_MIRROR:-$( (cat /etc/apt/sources.list.d/*.sources /etc/apt/
   awk '/^URIs:/ {print $2; exit} /^deb[[:space:]]+http/ {print $2; exit}')}
 mirror=${mirror:-http://deb.debian.org/debian}
 
+# ---- image recipe (everything below is hashed into the cache key) -------------------------------
 mkdir -p "$cache_root"
 work=$(mktemp -d "$cache_root/.gp-guest-build.XXXXXX")
 cleanup() {
