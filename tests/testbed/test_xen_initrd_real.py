@@ -19,9 +19,12 @@ from xen_play import play
 pytestmark = pytest.mark.real
 
 DEST = "/var/tmp/vman-initrd-test"
-# Small, but a real initrd: dracut's base module and its dependencies, no kernel modules.
+# Small, but a real initrd: dracut's base module and its dependencies, no kernel modules, and
+# none of the work that makes dracut slow under TCG (measured in the testbed with the host
+# loaded by three other emulated guests: 11 min 16 s for "base" with Debian's default
+# add_dracutmodules "ifcfg" that pulls in systemd-networkd, 2 min 41 s with these flags).
 MODULES = ["base"]
-FLAGS = "--no-kernel --no-compress"
+FLAGS = "--no-kernel --no-compress --omit ifcfg --nostrip --nohardlink --no-early-microcode"
 FAKE = "-vmantest"  # suffix of the second kernel "installed" by the test
 
 
@@ -75,20 +78,28 @@ def test_build_skip_rebuild_hooks_remove(clean, tmp_path):
     second = _entries(res["second"])[kernel]
     assert not res["second"]["changed"] and second["reason"] == "up to date"
     listing = tb.ssh(["lsinitrd", _initrd(kernel)], timeout=300).stdout
-    assert "dracut" in listing and "usr/lib/dracut/modules.txt" in listing or "bin/" in listing
-    assert int(tb.ssh(["stat", "-c", "%s", _initrd(kernel)]).stdout) > 100_000
+    header = listing.split("dracut modules:", 1)
+    assert f"--kver '{kernel}' --modules 'base' --no-kernel" in header[0], listing[:1000]
+    assert "base" in header[1].split("=====", 1)[0].split()
+    assert "usr/lib/dracut/hooks" in listing or "usr/bin/" in listing
+    assert int(tb.ssh(["stat", "-c", "%s", _initrd(kernel)]).stdout) > 1_000_000
+    assert tb.ssh(["stat", "-c", "%a", _initrd(kernel)]).stdout.strip() == "644"
     record = tb.ssh(["cat", _initrd(kernel) + ".inputs"]).stdout
     assert f"kernel={kernel}\n" in record and "modules=base\n" in record
-    assert f"extra_flags={FLAGS}\n" in record
+    assert f"extra_flags={FLAGS}\n" in record and "dracut=dracut 059" in record
     built = _mtime(tb, _initrd(kernel))
 
-    # 3. changed flags rebuild; hooks installed in the same run
+    # 3. changed flags: the rebuild is planned (check mode, so no second slow build here;
+    #    the rebuild itself is covered by the unit tests); then the hooks go in, nothing rebuilt
     flags = FLAGS + " --omit 'plymouth'"
-    res, seconds = play(tb, tmp_path, [_task("flags", extra_flags=flags, hooks=True)], name="flags")
-    print(f"TIMING xen_initrd rebuild on changed flags {seconds:.1f}s")
+    res, _s = play(tb, tmp_path, [_task("flags", extra_flags=flags, hooks=True)], check=True, name="flags")
     assert _entries(res["flags"])[kernel]["reason"] == "changed: extra_flags"
-    assert _mtime(tb, _initrd(kernel)) != built
-    assert {h["state"] for h in res["flags"]["hooks"]} == {"present"}
+    assert _mtime(tb, _initrd(kernel)) == built
+    assert tb.ssh(["test", "-e", "/etc/kernel/postinst.d/zz-vman-xen-initrd"], check=False).rc != 0
+    res, _s = play(tb, tmp_path, [_task("hooks", hooks=True)], name="hooks")
+    assert res["hooks"]["changed"] and not _entries(res["hooks"])[kernel]["changed"]
+    assert {h["state"] for h in res["hooks"]["hooks"]} == {"present"}
+    assert _mtime(tb, _initrd(kernel)) == built
 
     # 4. a second kernel appears; the postinst hook (what the kernel package runs) builds its
     #    initrd with real dracut, and the module then finds it up to date
@@ -97,15 +108,15 @@ def test_build_skip_rebuild_hooks_remove(clean, tmp_path):
     started = time.monotonic()
     tb.ssh(["/etc/kernel/postinst.d/zz-vman-xen-initrd", fake, f"/boot/vmlinuz-{fake}"], timeout=1800)
     print(f"TIMING postinst hook build {time.monotonic() - started:.1f}s")
-    assert tb.ssh(["lsinitrd", _initrd(fake)], timeout=300).rc == 0
-    res, _s = play(tb, tmp_path, [_task("after_hook", extra_flags=flags, hooks=True)], name="hook")
+    assert f"--kver '{fake}'" in tb.ssh(["lsinitrd", _initrd(fake)], timeout=300).stdout
+    res, _s = play(tb, tmp_path, [_task("after_hook", hooks=True)], name="hook")
     entries = _entries(res["after_hook"])
     assert not res["after_hook"]["changed"], res["after_hook"]
     assert entries[fake]["reason"] == "up to date" and entries[kernel]["reason"] == "up to date"
 
     # 5. the second kernel goes away: its initrd and record go too; hooks removed on request
     tb.ssh(["rm", "-f", f"/lib/modules/{fake}", f"/boot/vmlinuz-{fake}"])
-    res, _s = play(tb, tmp_path, [_task("removed", extra_flags=flags, hooks=False)], name="removed")
+    res, _s = play(tb, tmp_path, [_task("removed", hooks=False)], name="removed")
     entry = _entries(res["removed"])[fake]
     assert entry["action"] == "remove" and entry["changed"]
     assert tb.ssh(["test", "-e", _initrd(fake)], check=False).rc != 0
