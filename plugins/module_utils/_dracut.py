@@ -317,10 +317,17 @@ class InitrdManager:
     # -- reading the host ---------------------------------------------------------------
 
     def dracut_version(self) -> str:
-        """First line of ``dracut --version`` (e.g. ``dracut 059``)."""
-        result = self.run([self.dracut, "--version"], timeout=60)
+        """First line of ``dracut --version`` (e.g. ``dracut 059-4``).
+
+        Debian's dracut 059 prints its version and exits 1, so the exit code is not checked;
+        no output at all is an error.
+        """
+        result = self.run([self.dracut, "--version"], timeout=60, check=False)
         lines = (result.stdout or result.stderr).strip().splitlines()
-        return lines[0].strip() if lines else "unknown"
+        if not lines:
+            raise CommandError(result.argv, result.rc, result.stdout, result.stderr,
+                               reason="dracut --version printed nothing (is dracut installed?)")
+        return lines[0].strip()
 
     def missing_dracut_modules(self) -> list:
         """Modules of the list that dracut does not have (``<NN><name>`` dirs)."""

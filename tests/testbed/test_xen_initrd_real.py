@@ -127,9 +127,9 @@ def test_build_skip_rebuild_hooks_remove(clean, tmp_path):
 
 def test_bad_module_name_fails_clearly(clean, tmp_path):
     tb, _kernel, _fake = clean
-    res, _s = play(tb, tmp_path, [_task("bad", modules=["base", "network"])], name="bad")
+    res, _s = play(tb, tmp_path, [_task("bad", modules=["base", "vman-no-such-module"])], name="bad")
     assert res["bad"]["failed"]
-    assert "network" in res["bad"]["msg"] and "not found in /usr/lib/dracut/modules.d" in res["bad"]["msg"]
+    assert "vman-no-such-module" in res["bad"]["msg"] and "not found in /usr/lib/dracut/modules.d" in res["bad"]["msg"]
 
 
 @pytest.mark.skipif(os.environ.get("VMAN_XEN_FULL_INITRD") != "1",
