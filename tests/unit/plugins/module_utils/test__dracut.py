@@ -246,6 +246,16 @@ def test_unknown_dracut_module_fails_before_building(host):
     assert calls(host) == []
 
 
+def test_module_with_a_missing_requirement_fails_before_building(host):
+    (host / "dracut.d" / "09console-setup").mkdir()
+    with pytest.raises(ValidationError) as err:
+        manager(host, modules=["base", "console-setup"], host_has=lambda path: path != "/bin/setupcon").apply()
+    assert err.value.value == ["console-setup"]
+    assert "needs /bin/setupcon (install the package console-setup" in str(err.value)
+    assert calls(host) == []
+    assert manager(host, modules=["base", "console-setup"], host_has=lambda path: True).apply()[0]["changed"]
+
+
 def test_dracut_without_version_output_is_an_error(host):
     (host / "bin/fake-dracut").write_text("#!/bin/sh\nexit 1\n")
     with pytest.raises(CommandError) as err:
