@@ -43,6 +43,10 @@ DEFAULT_MODULES = ("nfs", "network-legacy", "base", "bash", "systemd", "terminfo
 #: conditions fail in the initrd and the iSCSI root never logs in.
 ISCSI_EXTRA_ITEMS = ("/lib/open-iscsi/startup-checks.sh",)
 
+#: dracut modules whose check() needs a file from a package that a Xen host may lack; dracut
+#: itself only says "cannot be found or installed" after minutes of work (seen in the testbed)
+MODULE_NEEDS = {"console-setup": ("/bin/setupcon", "console-setup")}
+
 INPUTS_SUFFIX = ".inputs"
 INITRD_PREFIX = "initrd.img-"
 HOOK_NAME = "zz-vman-xen-initrd"
@@ -296,7 +300,7 @@ class InitrdManager:
     def __init__(self, modules, extra_flags="", dest_dir="/etc/xen", kernels=None, hooks=False,
                  force=False, items=(), dracut="dracut", modules_dir="/lib/modules",
                  boot_dir="/boot", hook_dir="/etc/kernel", dracut_modules_dir="/usr/lib/dracut/modules.d",
-                 build_timeout=3600, check_mode=False, runner=run):
+                 build_timeout=3600, check_mode=False, runner=run, host_has=os.path.exists):
         self.modules = check_modules(modules)
         self.flags = split_flags(extra_flags)
         self.dest_dir = check_path("dest_dir", dest_dir)
@@ -313,14 +317,22 @@ class InitrdManager:
         self.build_timeout = build_timeout
         self.check_mode = check_mode
         self.run = runner
+        self.host_has = host_has
 
     # -- reading the host ---------------------------------------------------------------
 
     def dracut_version(self) -> str:
-        """First line of ``dracut --version`` (e.g. ``dracut 059``)."""
-        result = self.run([self.dracut, "--version"], timeout=60)
+        """First line of ``dracut --version`` (e.g. ``dracut 059-4``).
+
+        Debian's dracut 059 prints its version and exits 1, so the exit code is not checked;
+        no output at all is an error.
+        """
+        result = self.run([self.dracut, "--version"], timeout=60, check=False)
         lines = (result.stdout or result.stderr).strip().splitlines()
-        return lines[0].strip() if lines else "unknown"
+        if not lines:
+            raise CommandError(result.argv, result.rc, result.stdout, result.stderr,
+                               reason="dracut --version printed nothing (is dracut installed?)")
+        return lines[0].strip()
 
     def missing_dracut_modules(self) -> list:
         """Modules of the list that dracut does not have (``<NN><name>`` dirs)."""
@@ -328,6 +340,11 @@ class InitrdManager:
             return []
         present = {re.sub(r"^[0-9]{2}", "", name) for name in os.listdir(self.dracut_modules_dir)}
         return [m for m in self.modules if m not in present]
+
+    def unusable_dracut_modules(self) -> list:
+        """``(module, file, package)`` of listed modules whose known requirement is missing."""
+        return [(m, path, package) for m in self.modules if m in MODULE_NEEDS
+                for path, package in [MODULE_NEEDS[m]] if not self.host_has(path)]
 
     def target_kernels(self) -> tuple:
         """(kernels to build for, all installed kernels)."""
@@ -348,6 +365,11 @@ class InitrdManager:
         if missing:
             raise ValidationError(OBJ, "modules", missing,
                                   f"not found in {self.dracut_modules_dir} (is dracut-network installed?)")
+        unusable = self.unusable_dracut_modules()
+        if unusable:
+            raise ValidationError(OBJ, "modules", [m for m, _p, _k in unusable], "; ".join(
+                f"dracut module {m} needs {path} (install the package {package} or drop {m})"
+                for m, path, package in unusable))
         targets, installed = self.target_kernels()
         dracut_version = self.dracut_version() if targets else ""
         build, keep = [], []

@@ -49,6 +49,9 @@ options:
       - Dracut modules to include (C(xen_vman_dracut_modules)), passed as C(dracut --modules).
       - Each must exist in C(/usr/lib/dracut/modules.d); the module fails naming the missing
         ones before anything is built.
+      - C(console-setup) (in the default list, as in the role) needs C(/bin/setupcon) from the
+        Debian package C(console-setup); without it the module fails before building, naming
+        the package.
     type: list
     elements: str
     default: [nfs, network-legacy, base, bash, systemd, terminfo, shutdown, kernel-modules,

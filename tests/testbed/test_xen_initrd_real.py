@@ -127,9 +127,9 @@ def test_build_skip_rebuild_hooks_remove(clean, tmp_path):
 
 def test_bad_module_name_fails_clearly(clean, tmp_path):
     tb, _kernel, _fake = clean
-    res, _s = play(tb, tmp_path, [_task("bad", modules=["base", "network"])], name="bad")
+    res, _s = play(tb, tmp_path, [_task("bad", modules=["base", "vman-no-such-module"])], name="bad")
     assert res["bad"]["failed"]
-    assert "network" in res["bad"]["msg"] and "not found in /usr/lib/dracut/modules.d" in res["bad"]["msg"]
+    assert "vman-no-such-module" in res["bad"]["msg"] and "not found in /usr/lib/dracut/modules.d" in res["bad"]["msg"]
 
 
 @pytest.mark.skipif(os.environ.get("VMAN_XEN_FULL_INITRD") != "1",
@@ -137,6 +137,14 @@ def test_bad_module_name_fails_clearly(clean, tmp_path):
 def test_full_default_initrd(clean, tmp_path):
     """The default module list (network-legacy, nfs, systemd ...) builds in dom0."""
     tb, kernel, _fake = clean
+    # the default list has console-setup, whose dracut check needs the console-setup package
+    if tb.ssh(["test", "-x", "/bin/setupcon"], check=False).rc != 0:
+        res, _s = play(tb, tmp_path, [{"vman.lifecycle.xen_initrd": {"dest_dir": DEST}, "register": "lacks"}],
+                       name="lacks")
+        assert "install the package console-setup" in res["lacks"]["msg"]
+        tb.ssh(["env", "DEBIAN_FRONTEND=noninteractive", "sh", "-c",
+                "apt-get update -q && apt-get install -y -q --no-install-recommends console-setup"],
+               timeout=1800)
     res, seconds = play(tb, tmp_path, [{"vman.lifecycle.xen_initrd": {"dest_dir": DEST}, "register": "full"}],
                         name="full", timeout=3600)
     print(f"TIMING xen_initrd full default build {seconds:.1f}s")

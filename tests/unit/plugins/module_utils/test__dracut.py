@@ -127,7 +127,8 @@ def test_dracut_argv():
 
 FAKE_DRACUT = """#!/bin/sh
 # FAKE dracut for tests: --version prints a version; a build writes its argv into the output
-if [ "$1" = "--version" ]; then echo "dracut 059-fake"; exit 0; fi
+# (like Debian's dracut 059: the version on stdout, exit code 1)
+if [ "$1" = "--version" ]; then echo "dracut 059-fake"; exit 1; fi
 for last; do :; done
 printf '%s\\n' "$@" >"$last"
 echo "$@" >>"$(dirname "$0")/calls"
@@ -243,6 +244,23 @@ def test_unknown_dracut_module_fails_before_building(host):
         manager(host, modules=["nfs", "network", "base"]).apply()
     assert err.value.value == ["network"] and "not found" in str(err.value)
     assert calls(host) == []
+
+
+def test_module_with_a_missing_requirement_fails_before_building(host):
+    (host / "dracut.d" / "09console-setup").mkdir()
+    with pytest.raises(ValidationError) as err:
+        manager(host, modules=["base", "console-setup"], host_has=lambda path: path != "/bin/setupcon").apply()
+    assert err.value.value == ["console-setup"]
+    assert "needs /bin/setupcon (install the package console-setup" in str(err.value)
+    assert calls(host) == []
+    assert manager(host, modules=["base", "console-setup"], host_has=lambda path: True).apply()[0]["changed"]
+
+
+def test_dracut_without_version_output_is_an_error(host):
+    (host / "bin/fake-dracut").write_text("#!/bin/sh\nexit 1\n")
+    with pytest.raises(CommandError) as err:
+        manager(host).apply()
+    assert "printed nothing" in str(err.value)
 
 
 def test_kernel_not_installed_is_an_error(host):
