@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision molecule-xen real-requests-xen
+.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision molecule-xen real-requests-xen real-rootfs
 
 help:
 	@echo "make demo   - the main job (see README)"
@@ -37,7 +37,7 @@ newest-core: venv
 
 # Tests against real components: each fixture installs what it needs (apt-get), starts the
 # daemon or guest by hand, and stops it at the end.
-real: real-store real-keys real-lxc molecule-lxc real-requests real-lifecycle real-libvirt real-guest-provision real-xen
+real: real-store real-keys real-lxc molecule-lxc real-requests real-lifecycle real-rootfs real-libvirt real-guest-provision real-xen
 
 real-store: venv
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__store.py
@@ -88,6 +88,11 @@ xen-pytest:
 # warm ~6 min on a loaded 2-core machine.
 real-lifecycle: venv
 	$(PYTEST) -q -s -m real tests/playbooks/
+
+# vm_rootfs with the real debootstrap (--unpack-tarball of a tarball made once and cached in
+# ~/.cache/vman-testbed/) into a temporary directory on this machine
+real-rootfs: venv
+	$(PYTEST) -q -m real -p no:xdist tests/unit/plugins/modules/test_vm_rootfs.py
 
 # The xen_vman role on the Xen testbed (molecule/xen_vman): boots a testbed, or only attaches to
 # the one booted earlier when VMAN_XEN_TESTBED names its state directory.

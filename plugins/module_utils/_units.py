@@ -487,4 +487,5 @@ class Systemctl:
         return self._verb("disable", [unit])
 
     def daemon_reload(self):
-        return self.ctl(["verb"], verb="daemon-reload")
+        # a reload can take minutes on a loaded host (seen: > 60 s on a TCG testbed)
+        return self.ctl(["verb"], verb="daemon-reload", timeout=300)

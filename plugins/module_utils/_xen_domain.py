@@ -18,6 +18,9 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._runner import REDA
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError
 from ansible_collections.vman.lifecycle.plugins.module_utils._units import vm_unit
 
+#: seconds ``systemctl start vm@...`` may block before the module gives up
+START_BACKSTOP = 900
+
 
 def config_file(config_path: str, full_name: str) -> str:
     """Where a domain's xl.cfg lives: ``<config_path>/<org>-<name>.cfg``."""
@@ -70,7 +73,9 @@ class DomainConverger:
 
     def _start(self, spec, path):
         if self.manager == "systemd":
-            self.systemctl.start(vm_unit(spec.full_name))
+            # systemd ends the start at the unit's TimeoutStartSec; this is only a backstop
+            # (the runner's 60 s default was too short for xl create on a loaded TCG testbed)
+            self.systemctl.start(vm_unit(spec.full_name), timeout=START_BACKSTOP)
         else:
             self.xl.create(path)
 
