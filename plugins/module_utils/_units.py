@@ -231,25 +231,28 @@ gone() {{
     ! "$xl" domid "$domain" >/dev/null 2>&1
 }}
 gone && exit 0
+# Deadlines are wall-clock seconds: under load each "xl domid" takes seconds too, and a loop
+# counter overran TimeoutStopSec, so systemd killed the helper with the domain still there.
+now() {{
+    date +%s
+}}
 "$xl" shutdown -F "$domain" || echo "vm-stop: xl shutdown $domain failed" >&2
-waited=0
+deadline=$(( $(now) + wait ))
 while ! gone; do
-    if [ "$waited" -ge "$wait" ]; then
+    if [ "$(now)" -ge "$deadline" ]; then
         echo "vm-stop: $domain still exists after $wait s, destroying it" >&2
         "$xl" destroy "$domain" || true
-        waited=0
+        deadline=$(( $(now) + {DESTROY_WAIT} ))
         while ! gone; do
-            if [ "$waited" -ge {DESTROY_WAIT} ]; then
+            if [ "$(now)" -ge "$deadline" ]; then
                 echo "vm-stop: $domain still exists after xl destroy" >&2
                 exit 1
             fi
             sleep 1
-            waited=$((waited + 1))
         done
         exit 0
     fi
     sleep 1
-    waited=$((waited + 1))
 done
 exit 0
 """

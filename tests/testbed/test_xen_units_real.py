@@ -26,7 +26,7 @@ UNIT = f"vm@{DOMAIN}.service"
 def _install_units(testbed, tmp_path, **params):
     """Run xen_units on the testbed twice; return both results."""
     out_file = tmp_path / "units.json"
-    task = {"vman.lifecycle.xen_units": dict({"start_timeout": 240, "stop_timeout": 60}, **params)}
+    task = {"vman.lifecycle.xen_units": dict({"start_timeout": 240, "stop_timeout": 90}, **params)}
     book = tmp_path / "units.yml"
     book.write_text(json.dumps([{
         "hosts": "xen_hosts", "gather_facts": False,
@@ -56,7 +56,7 @@ def test_units_run_a_real_domain(xen_testbed, tmp_path):
 
     cat = tb.ssh(["systemctl", "cat", UNIT]).stdout
     assert "xl create /etc/xen/vms/%i.cfg" in cat
-    assert "TimeoutStopSec=60" in cat
+    assert "TimeoutStopSec=90" in cat
     verify = tb.ssh(["systemd-analyze", "verify", "--man=no", "/etc/systemd/system/vm@.service",
                      "/etc/systemd/system/vm_iscsi@.service", "/etc/systemd/system/vm_mount@.service",
                      "/etc/systemd/system/vm_prepare.service"], check=False)
