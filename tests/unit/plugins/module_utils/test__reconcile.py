@@ -190,33 +190,6 @@ class FakeBackend(Backend):
         self.vms[name]["marker"] = value
 
 
-class Clock:
-    def __init__(self, t=1_700_000_000.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.real)])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path}/lc.db"
-    return request.getfixturevalue("pg_server")()
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def store(url, clock):
-    s = open_store(url, clock=clock)
-    yield s
-    s.close()
-
-
 @pytest.fixture
 def fake():
     return FakeBackend()

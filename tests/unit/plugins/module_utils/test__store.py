@@ -20,33 +20,6 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._store import (
     StoreError, open_store, resolve_url, schema)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.real)])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path}/state/lifecycle.db"
-    return request.getfixturevalue("pg_server")()
-
-
-class Clock:
-    def __init__(self, t=1_700_000_000.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def store(url, clock):
-    s = open_store(url, clock=clock)
-    yield s
-    s.close()
-
-
 def _vm(name, flavor="small", **kw):
     rec = {"name": name, "org": "acme", "flavor": flavor, "backend": "xen",
            "hypervisor": "xen1", "spec": {"memory": 1024, "os": {"type": "debian"}}}

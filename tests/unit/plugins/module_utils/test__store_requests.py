@@ -15,33 +15,6 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._store import open_
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import requests as rq
 
 
-class Clock:
-    def __init__(self, t=1_700_000_000.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.real)])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path}/state/lifecycle.db"
-    return request.getfixturevalue("pg_server")()
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def store(url, clock):
-    s = open_store(url, clock=clock)
-    yield s
-    s.close()
-
-
 LXC = {"backend": "lxc", "hypervisor": "lxchost1", "spec": {"profile_type": "dir-scratch"}}
 
 
