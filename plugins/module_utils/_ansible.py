@@ -29,3 +29,14 @@ def require(module, available: bool, library: str, error=None):
     """``fail_json`` with Ansible's standard text when a Python library is missing."""
     if not available:
         module.fail_json(msg=missing_required_lib(library), exception=error)
+
+
+def hide_vm_secrets(module):
+    """Register the secrets of the VM specs in ``module.params['vms']`` as ``no_log`` values.
+
+    A VM dict sits in a plain ``list`` option, so Ansible would echo its ``spicepasswd`` in the
+    invocation and in any result that repeats it; every module that takes VM specs calls this.
+    """
+    for vm in module.params.get("vms") or ():
+        if isinstance(vm, dict) and vm.get("spicepasswd"):
+            module.no_log_values.add(str(vm["spicepasswd"]))

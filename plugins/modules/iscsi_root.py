@@ -150,7 +150,7 @@ vms:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json, require
+from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json, hide_vm_secrets, require
 from ansible_collections.vman.lifecycle.plugins.module_utils import _iscsi, _spec
 from ansible_collections.vman.lifecycle.plugins.module_utils._units import find_binary
 
@@ -172,9 +172,7 @@ def main():
     )
     require(module, _spec.HAS_NETADDR, "netaddr")
     p = module.params
-    for vm in p["vms"]:
-        if isinstance(vm, dict) and vm.get("spicepasswd"):
-            module.no_log_values.add(str(vm["spicepasswd"]))
+    hide_vm_secrets(module)
     with errors_to_fail_json(module):
         specs = _iscsi.iscsi_specs(p["vms"], p["defaults"])
         roots = _iscsi.IscsiRoots(

@@ -171,7 +171,7 @@ vms:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json, require
+from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json, hide_vm_secrets, require
 from ansible_collections.vman.lifecycle.plugins.module_utils import _rootfs, _spec
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
 from ansible_collections.vman.lifecycle.plugins.module_utils._units import find_binary
@@ -198,6 +198,7 @@ def main():
         supports_check_mode=True,
     )
     require(module, _spec.HAS_NETADDR, "netaddr")
+    hide_vm_secrets(module)
     p = module.params
     with errors_to_fail_json(module):
         user = p["user"]

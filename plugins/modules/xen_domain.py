@@ -194,7 +194,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json, require
+from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json, hide_vm_secrets, require
 from ansible_collections.vman.lifecycle.plugins.module_utils import _spec
 from ansible_collections.vman.lifecycle.plugins.module_utils._units import Systemctl
 from ansible_collections.vman.lifecycle.plugins.module_utils._xen_domain import DomainConverger
@@ -220,9 +220,7 @@ def main():
     )
     require(module, _spec.HAS_NETADDR, "netaddr")
     p = module.params
-    for vm in p["vms"]:
-        if isinstance(vm, dict) and vm.get("spicepasswd"):
-            module.no_log_values.add(str(vm["spicepasswd"]))
+    hide_vm_secrets(module)
     with errors_to_fail_json(module):
         specs = _spec.normalize_all(p["vms"], p["defaults"], p["host_kernel"] or os.uname().release)
         converger = DomainConverger(
