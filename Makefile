@@ -75,7 +75,7 @@ real-requests-xen: venv
 
 # One Xen testbed boot shared by every Xen stage of the run (image built once and cached):
 # scripts/real_xen.sh boots it, exports VMAN_XEN_TESTBED, runs the targets below, powers off.
-XEN_STAGES ?= xen-pytest
+XEN_STAGES ?= xen-pytest molecule-xen
 real-xen: venv
 	bash scripts/real_xen.sh $(XEN_STAGES)
 

@@ -147,19 +147,20 @@ class IscsiRoots:
     """
 
     def __init__(self, iscsiadm="iscsiadm", blkid="blkid", xl="xl", login_timeout=40,
-                 logout_timeout=40, device_timeout=30, mkfs_timeout=900, lun=0,
+                 logout_timeout=40, device_timeout=30, mkfs_timeout=900, lun=None,
                  check_mode=False, runner=run, sleep=time.sleep, clock=time.monotonic,
                  exists=os.path.exists, mounts_file="/proc/mounts"):
         for fld, value in (("login_timeout", login_timeout), ("logout_timeout", logout_timeout),
                            ("device_timeout", device_timeout), ("mkfs_timeout", mkfs_timeout)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValidationError("iscsi_root", fld, value, "must be a positive integer (seconds)")
-        if isinstance(lun, bool) or not isinstance(lun, int) or not 0 <= lun <= 16383:
+        if lun is not None and (isinstance(lun, bool) or not isinstance(lun, int)
+                                or not 0 <= lun <= 16383):
             raise ValidationError("iscsi_root", "lun", lun, "must be an integer from 0 to 16383")
         self.iscsiadm, self.blkid, self.xl = iscsiadm, blkid, xl
         self.login_timeout, self.logout_timeout = login_timeout, logout_timeout
         self.device_timeout, self.mkfs_timeout = device_timeout, mkfs_timeout
-        self.lun = lun
+        self.lun = lun  # None: each VM's iscsi_lun
         self.check_mode = check_mode
         self.run, self.sleep, self.clock, self.exists = runner, sleep, clock, exists
         self.mounts_file = mounts_file
@@ -292,9 +293,10 @@ class IscsiRoots:
                 raise StateError(f"{spec.full_name}: iscsiadm reported a login to {iqn}, "
                                  "but no session exists")
         if iqn in sessions:
-            device = by_path_for_portal(sessions[iqn], iqn, self.lun)
+            device = by_path_for_portal(sessions[iqn], iqn, self.lun_of(spec))
         else:  # check mode, not logged in: the device the login would create
-            device = by_path(spec.iscsi_server, spec.iscsi_base_wwn, spec.org, spec.name, self.lun)
+            device = by_path(spec.iscsi_server, spec.iscsi_base_wwn, spec.org, spec.name,
+                             self.lun_of(spec))
         found = None
         if iqn in sessions:
             self.wait_device(spec, device)
@@ -318,13 +320,18 @@ class IscsiRoots:
                          + (f", mkfs.{spec.filesystem} {device}" if make else "") + "\n"}
         return result, diff
 
+    def lun_of(self, spec) -> int:
+        """The root LUN: the ``lun`` given to the manager, else the VM's ``iscsi_lun``."""
+        return spec.iscsi_lun if self.lun is None else self.lun
+
     def absent(self, spec, sessions: dict) -> tuple:
         """Log out when logged in."""
         iqn = target_iqn(spec.iscsi_base_wwn, spec.org, spec.name)
         target_portal = portal(spec.iscsi_server)
         was_in = iqn in sessions
-        device = (by_path_for_portal(sessions[iqn], iqn, self.lun) if was_in else
-                  by_path(spec.iscsi_server, spec.iscsi_base_wwn, spec.org, spec.name, self.lun))
+        lun = self.lun_of(spec)
+        device = (by_path_for_portal(sessions[iqn], iqn, lun) if was_in else
+                  by_path(spec.iscsi_server, spec.iscsi_base_wwn, spec.org, spec.name, lun))
         if was_in and not self.check_mode:
             self.logout(spec, iqn, target_portal)
         result = {"name": spec.full_name, "org": spec.org, "iqn": iqn, "portal": target_portal,

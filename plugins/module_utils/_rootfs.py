@@ -7,7 +7,8 @@ Pure functions decide whether a root is installed (:func:`decide`), which suite 
 debootstrap gets (:func:`suite_for`, :func:`map_packages`, :func:`debootstrap_argv`) and render
 the files written into the new root (fstab, ``/etc/network/interfaces``, hostname, hosts,
 resolv.conf, sudoers). :class:`RootfsInstaller` runs debootstrap (or unpacks a debootstrap
-tarball) through the argv runner, then writes those files and creates the user.
+tarball, or extracts a finished root filesystem image with tar) through the argv runner, then
+writes those files and creates the user.
 
 A root directory counts as *installed* when it holds anything but ``lost+found``; such a root
 is only touched with ``reinstall``. An install that was interrupted leaves
@@ -271,6 +272,16 @@ def debootstrap_argv(debootstrap: str, suite: str, root: str, mirror: str, packa
     return argv + [suite, root, mirror]
 
 
+def image_argv(tar: str, image: str, root: str) -> list:
+    """argv that extracts a root filesystem image (a tar archive, compressed or not) into ``root``.
+
+    Owners stay numeric (the host's user names mean nothing inside the guest), modes, ACLs and
+    extended attributes (file capabilities such as ping's) are kept.
+    """
+    return [tar, "--extract", f"--file={image}", f"--directory={root}", "--numeric-owner",
+            "--same-owner", "--preserve-permissions", "--acls", "--xattrs", "--xattrs-include=*"]
+
+
 def passwd_ids(passwd_text: str, user: str) -> tuple | None:
     """``(uid, gid, home)`` of ``user`` in a passwd file's text, else None."""
     for line in passwd_text.splitlines():
@@ -286,9 +297,10 @@ class RootfsInstaller:
     """Install roots; every act goes through ``runner`` (argv) or plain file writes."""
 
     def __init__(self, debootstrap="debootstrap", chroot="chroot", runner=run, timeout=3600,
-                 now=None):
+                 now=None, tar="tar"):
         self.debootstrap = debootstrap
         self.chroot = chroot
+        self.tar = tar
         self.runner = runner
         self.timeout = timeout
         self.now = now or (lambda: datetime.datetime.now(datetime.timezone.utc)
@@ -317,8 +329,8 @@ class RootfsInstaller:
                 os.unlink(path)
 
     def install(self, spec, root: str, *, suite, mirror, packages, variant, tarball, user,
-                keys_text, wipe=False) -> None:
-        """Debootstrap ``root`` and configure it for ``spec``."""
+                keys_text, wipe=False, image=None) -> None:
+        """Debootstrap ``root`` (or extract ``image`` into it) and configure it for ``spec``."""
         os.makedirs(root, mode=0o755, exist_ok=True)
         if wipe:
             self.wipe(root)
@@ -329,8 +341,15 @@ class RootfsInstaller:
                 self.wipe(root)
         with open(os.path.join(root, INSTALLING_MARK), "w", encoding="utf-8") as handle:
             handle.write("install in progress\n")
-        self.runner(debootstrap_argv(self.debootstrap, suite, root, mirror, packages, variant,
-                                     tarball), timeout=self.timeout)
+        if image:
+            self.runner(image_argv(self.tar, image, root), timeout=self.timeout)
+            if not os.path.isfile(os.path.join(root, "etc/passwd")):
+                raise ValidationError(spec.full_name, "image", image,
+                                      "holds no root filesystem (no etc/passwd at its top)")
+            self._own_host_keys(root)
+        else:
+            self.runner(debootstrap_argv(self.debootstrap, suite, root, mirror, packages, variant,
+                                         tarball), timeout=self.timeout)
         # predictable names would call the NIC enX0; the files above configure eth0
         link = self._inside(root, "etc/systemd/network/99-default.link")
         os.makedirs(os.path.dirname(link), exist_ok=True)
@@ -343,9 +362,24 @@ class RootfsInstaller:
             write_atomic(path, text, mode)
         if user:
             self._user(root, user, keys_text)
-        source = f"tarball {os.path.basename(tarball)}" if tarball else mirror
+        source = install_source(image, tarball, mirror)
         write_atomic(self._inside(root, DONE_FILE), render_done(spec, suite, source, self.now()))
         os.unlink(os.path.join(root, INSTALLING_MARK))
+
+    def _own_host_keys(self, root: str) -> None:
+        """Give a root extracted from an image SSH host keys of its own.
+
+        Keys that came with the image would be shared by every VM made from it: they are
+        removed and new ones made by the root's own ``ssh-keygen -A`` (in a chroot).
+        """
+        ssh_dir = self._inside(root, "etc/ssh")
+        if not os.path.isdir(ssh_dir) or os.path.islink(ssh_dir):
+            return
+        for entry in os.listdir(ssh_dir):
+            if entry.startswith("ssh_host_") and (entry.endswith("_key") or entry.endswith("_key.pub")):
+                os.unlink(os.path.join(ssh_dir, entry))
+        if os.path.exists(self._inside(root, "usr/bin/ssh-keygen")):
+            self.runner([self.chroot, root, "ssh-keygen", "-A"], timeout=300)
 
     def _user(self, root: str, user: str, keys_text: str) -> None:
         passwd = os.path.join(root, "etc/passwd")
@@ -404,9 +438,24 @@ def plan(specs, root_paths: dict, new_vms, mount_base: str, nfs_base: str | None
     return out
 
 
+def install_source(image, tarball, mirror) -> str:
+    """Where a root comes from, as recorded in the root and returned: image, tarball or mirror."""
+    if image:
+        return f"image {os.path.basename(image)}"
+    if tarball:
+        return f"tarball {os.path.basename(tarball)}"
+    return mirror
+
+
 def converge(specs, entries, installer, *, check_mode, mirror, packages, variant, tarball,
-             user, keys_text) -> tuple:
-    """Install what :func:`plan` decided; return ``(results, diffs)``."""
+             user, keys_text, image=None) -> tuple:
+    """Install what :func:`plan` decided; return ``(results, diffs)``.
+
+    With ``image`` the root is that archive, extracted; ``packages``, ``variant``, ``tarball``
+    and the mirror are then not used.
+    """
+    if image and tarball:
+        raise ValidationError("vm_rootfs", "image", image, "and tarball exclude each other")
     results, diffs, work = [], [], []
     # validate every VM to install before the first one is touched
     for spec, entry in zip(specs, entries):
@@ -415,8 +464,8 @@ def converge(specs, entries, installer, *, check_mode, mirror, packages, variant
         if result["changed"]:
             suite = suite_for(spec)
             vm_mirror = mirror or DEFAULT_MIRRORS[spec.os_type]
-            result.update(suite=suite, packages=map_packages(packages, suite),
-                          source=f"tarball {tarball}" if tarball else vm_mirror)
+            result.update(suite=suite, packages=[] if image else map_packages(packages, suite),
+                          source=install_source(image, tarball, vm_mirror))
             work.append((spec, entry, result, vm_mirror))
     for spec, entry, result, vm_mirror in work:
         suite = result["suite"]
@@ -433,7 +482,7 @@ def converge(specs, entries, installer, *, check_mode, mirror, packages, variant
                 installer.install(spec, entry["root_path"], suite=suite, mirror=vm_mirror,
                                   packages=result["packages"], variant=variant, tarball=tarball,
                                   user=user, keys_text=keys_text,
-                                  wipe=entry["action"] == "reinstall")
+                                  wipe=entry["action"] == "reinstall", image=image)
             except CommandError as exc:
                 exc.args = (f"{spec.full_name}: {exc}",)
                 raise

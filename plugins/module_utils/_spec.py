@@ -71,6 +71,7 @@ ROLE_DEFAULTS: dict = {
     "nfsroot_base": None,
     "iscsi_server": None,
     "iscsi_base_wwn": None,
+    "iscsi_lun": 0,
     "netmask_prefix": 24,
 }
 
@@ -80,7 +81,7 @@ VM_KEYS = frozenset((
     "disks", "manual_root_disk", "filesystem", "os", "boot_after_creation", "auto_boot",
     "builder", "kernel", "initrd", "cmdline", "spice", "spicehost", "spiceport", "spicepasswd",
     "share_clipboard", "spicevdagent", "max_usb_redirections", "mouse", "additional_xen_options",
-    "auto_install", "reinstall", "state", "gateway", "mtu", "nameserver",
+    "auto_install", "reinstall", "state", "gateway", "mtu", "nameserver", "iscsi_lun",
 ))
 INTERFACE_KEYS = frozenset(("ip", "mac", "mtu", "bridge", "vifname", "xen_str", "script"))
 
@@ -146,6 +147,7 @@ class VmSpec:
     nfsroot_base: str | None
     iscsi_server: str | None
     iscsi_base_wwn: str | None
+    iscsi_lun: int
     netmask_prefix: int
     state: str | None = None
 
@@ -466,6 +468,7 @@ def normalize(vm: Mapping, defaults: Mapping | None = None, host_kernel: str | N
                                 re.compile(r"^[A-Za-z0-9_.:\[\]-]{1,255}$")),
         iscsi_base_wwn=check.text("iscsi_base_wwn", d.get("iscsi_base_wwn"),
                                   re.compile(r"^[a-z0-9][a-z0-9.:-]{0,200}$")),
+        iscsi_lun=check.int_range("iscsi_lun", pick("iscsi_lun"), 0, 16383),
         netmask_prefix=check.int_range("netmask_prefix", d.get("netmask_prefix"), 1, 128),
         state=None if vm.get("state") is None else check.choice("state", vm.get("state"), STATES),
     )

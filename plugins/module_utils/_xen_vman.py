@@ -197,7 +197,8 @@ def iscsi_markers(spec) -> list:
     """The files beside an iSCSI VM's xl.cfg: the login marker and what ``vm_mount@`` mounts."""
     target = _iscsi.target_iqn(spec.iscsi_base_wwn, spec.org, spec.name)
     portal = _iscsi.portal(spec.iscsi_server)
-    device = _iscsi.by_path(spec.iscsi_server, spec.iscsi_base_wwn, spec.org, spec.name)
+    device = _iscsi.by_path(spec.iscsi_server, spec.iscsi_base_wwn, spec.org, spec.name,
+                            spec.iscsi_lun)
     return [
         {"name": f"{spec.full_name}.iscsi", "content": _units.render_iscsi_marker(target, portal)},
         {"name": f"{spec.full_name}.root", "content": _units.render_root_env(device, spec.filesystem)},

@@ -87,7 +87,8 @@ def root_disk(spec) -> str | None:
     """The generated root disk spec (iSCSI LUN as xvda), or None."""
     if spec.manual_root_disk or spec.storage_type != "iscsi":
         return None
-    target = _iscsi.by_path(spec.iscsi_server, spec.iscsi_base_wwn, spec.org, spec.name)
+    target = _iscsi.by_path(spec.iscsi_server, spec.iscsi_base_wwn, spec.org, spec.name,
+                            spec.iscsi_lun)
     # target= must come last: xl takes the rest of the spec verbatim as the path.
     return f"format=raw,vdev=xvda,access=rw,target={target}"
 

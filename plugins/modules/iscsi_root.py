@@ -78,10 +78,12 @@ options:
     default: 900
   lun:
     description:
-      - Number of the root LUN on each target. Targets that keep LUN 0 for a controller (tgt)
-        serve the disk at LUN 1.
+      - Number of the root LUN on every target, overriding each VM's C(iscsi_lun) (VM key, or
+        C(iscsi_lun) in O(defaults), default C(0)). Targets that keep LUN 0 for a controller
+        (tgt) serve the disk at LUN 1.
+      - Leave it unset so that the device this module waits for is the one the xl configuration
+        of M(vman.lifecycle.xen_domain) and the C(vm_mount@) unit use.
     type: int
-    default: 0
   iscsiadm_path:
     description: Path of C(iscsiadm); found on C(PATH) and in the sbin directories when not given.
     type: path
@@ -165,7 +167,7 @@ def main():
             logout_timeout=dict(type="int", default=40),
             device_timeout=dict(type="int", default=30),
             mkfs_timeout=dict(type="int", default=900),
-            lun=dict(type="int", default=0),
+            lun=dict(type="int"),
             iscsiadm_path=dict(type="path"),
         ),
         supports_check_mode=True,

@@ -39,6 +39,7 @@ options:
         C(builder) (V(generic) for PV, V(hvm)), C(kernel), C(initrd), C(cmdline), C(spice),
         C(spicehost), C(spiceport), C(spicepasswd), C(share_clipboard), C(spicevdagent),
         C(max_usb_redirections), C(additional_xen_options), C(auto_install), C(reinstall),
+        C(iscsi_lun) (the root LUN of an iSCSI root, default C(0); tgt serves disks from LUN 1),
         and C(state) to override O(state) for one VM.
       - C(org) and C(name) must match C(^[a-z0-9][a-z0-9_.-]{0,62}$); the domain, its unit
         instance and its file are named C(<org>-<name>).
@@ -51,7 +52,7 @@ options:
       - Role-level values, keyed by the role variable name without C(xen_vman_) and without
         C(default_), for example C(gateway) for C(xen_vman_default_gateway), C(memory) for
         C(xen_vman_default_memory), C(nfsroot_base) for C(xen_vman_nfsroot_base),
-        C(iscsi_server), C(iscsi_base_wwn), C(vifname_prefix), C(network_script),
+        C(iscsi_server), C(iscsi_base_wwn), C(iscsi_lun), C(vifname_prefix), C(network_script),
         C(lazy_network_bridge) (the already evaluated C(xen_vman_lazy_default_network_bridge)),
         C(additional_xen_options) (the seed's misspelling C(additonal_xen_options) is accepted).
       - A VM's own value wins over a default; C(additional_xen_options) are merged key by key.

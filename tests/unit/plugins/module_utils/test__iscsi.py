@@ -71,8 +71,9 @@ def test_bad_vms_name_vm_and_field(vms, defaults, field):
 class FakeHost:
     """FAKE iscsiadm/blkid/mkfs/xl: a tiny model of one initiator and one target portal."""
 
-    def __init__(self, targets=(IQN,), signature="", running=(), login_hangs=False):
+    def __init__(self, targets=(IQN,), signature="", running=(), login_hangs=False, lun=0):
         self.targets = list(targets)
+        self.lun = lun  # the LUN the target serves its disk at (tgt: 1)
         self.sessions = {}
         self.signature = {t: signature for t in targets}
         self.running = set(running)
@@ -102,7 +103,7 @@ class FakeHost:
                 rc = 15
             else:
                 self.sessions[iqn] = True
-                self.devices.add(_iscsi.by_path_for_portal("10.200.0.1:3260", iqn))
+                self.devices.add(_iscsi.by_path_for_portal("10.200.0.1:3260", iqn, self.lun))
         elif tool == "iscsiadm" and "--logout" in argv:
             iqn = argv[argv.index("-T") + 1]
             rc = 0 if self.sessions.pop(iqn, None) else 21
@@ -156,6 +157,20 @@ def test_login_mkfs_then_nothing():
     results, diffs = roots(host).converge(specs())
     assert not results[0]["changed"] and not results[0]["mkfs"] and results[0]["filesystem"] == "ext4"
     assert host.acts() == [] and diffs == []
+
+
+def test_root_lun_from_the_vm_or_the_lun_option():
+    lun1 = DEV.replace("-lun-0", "-lun-1")
+    host = FakeHost(lun=1)
+    results, _diffs = roots(host).converge(specs(iscsi_lun=1))
+    assert results[0]["device"] == lun1 and results[0]["mkfs"]
+    assert host.acts()[-1] == ["/sbin/mkfs.ext4", lun1]
+    # the lun option wins over the VM's iscsi_lun: LUN 0 never appears, the wait ends in an error
+    clock = iter(range(0, 1000, 5))
+    with pytest.raises(StateError) as err:
+        roots(FakeHost(lun=1), lun=0, device_timeout=20,
+              clock=lambda: next(clock)).converge(specs(iscsi_lun=1))
+    assert DEV in str(err.value)
 
 
 def test_existing_filesystem_is_never_formatted():

@@ -5,14 +5,16 @@ through molecule/xen_vman)."""
 
 from __future__ import annotations
 
+import io
 import os
 import stat
+import tarfile
 
 import pytest
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _rootfs, _spec
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError, ValidationError
-from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Result
+from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Result, run
 
 DEFAULTS = {"nfsroot_base": "10.200.0.1:/srv/nfs", "gateway": "10.200.0.1",
             "iscsi_server": "10.0.0.3", "iscsi_base_wwn": "iqn.2024-01.org.example"}
@@ -157,13 +159,74 @@ def test_split_root_paths_keeps_input_intact():
 
 # ---- installer ------------------------------------------------------------------------------
 
-def _converge(tmp_path, specs, new, runner, check_mode=False, tarball=None):
+def _converge(tmp_path, specs, new, runner, check_mode=False, tarball=None, image=None):
     entries = _rootfs.plan(specs, {}, new, str(tmp_path / "mnt"), str(tmp_path / "nfs"))
     installer = _rootfs.RootfsInstaller(debootstrap="/usr/sbin/debootstrap", chroot="/usr/sbin/chroot",
-                                        runner=runner, now=lambda: "2026-01-01T00:00:00Z")
+                                        runner=runner, now=lambda: "2026-01-01T00:00:00Z",
+                                        tar="tar")
     return _rootfs.converge(specs, entries, installer, check_mode=check_mode, mirror=None,
                             packages=list(_rootfs.DEFAULT_PACKAGES), variant="minbase",
-                            tarball=tarball, user="ansible", keys_text=KEY + "\n")
+                            tarball=tarball, user="ansible", keys_text=KEY + "\n", image=image)
+
+
+def _image(path, passwd="root:x:0:0:root:/root:/bin/bash\n"):
+    """A small root filesystem archive: etc/passwd, a setuid file, a symlink (gzip-compressed)."""
+    with tarfile.open(path, "w:gz") as archive:
+        for name, text, mode in (("etc/passwd", passwd, 0o644), ("usr/bin/su", "#!/bin/sh\n", 0o4755),
+                                 ("usr/bin/ssh-keygen", "#!/bin/sh\n", 0o755),
+                                 ("etc/ssh/ssh_host_ed25519_key", "IMAGE PRIVATE KEY\n", 0o600),
+                                 ("etc/ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 AAAA image\n", 0o644),
+                                 ("etc/ssh/sshd_config", "# config\n", 0o644)):
+            info = tarfile.TarInfo(name)
+            data = text.encode()
+            info.size, info.mode, info.uid, info.gid = len(data), mode, 0, 0
+            archive.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("etc/resolv.conf")
+        link.type, link.linkname = tarfile.SYMTYPE, "../run/systemd/resolve/stub-resolv.conf"
+        archive.addfile(link)
+    return str(path)
+
+
+class TarThenFake(FakeRunner):
+    """The REAL tar (``_runner.run``) extracts the image; chroot/useradd stay FAKE."""
+
+    def __call__(self, argv, timeout=None, check=True, **kw):
+        if argv[0] == "tar":
+            self.calls.append(list(argv))
+            return run(argv, timeout=timeout, check=check)
+        return super().__call__(argv, timeout=timeout, check=check, **kw)
+
+
+def test_install_from_an_image_with_real_tar(tmp_path):
+    image = _image(tmp_path / "root.tar.gz")
+    runner = TarThenFake()
+    results, _diffs = _converge(tmp_path, [spec()], ["stuvus-web01"], runner, image=image)
+    root = tmp_path / "nfs/stuvus/web01-root"
+    assert results[0]["changed"] and results[0]["packages"] == []
+    assert results[0]["source"] == "image root.tar.gz"
+    assert runner.calls[0][:3] == ["tar", "--extract", f"--file={image}"]
+    assert not any(c[0].endswith("debootstrap") for c in runner.calls)
+    assert stat.S_IMODE((root / "usr/bin/su").stat().st_mode) == 0o4755
+    assert not (root / "etc/resolv.conf").is_symlink()  # replaced, not followed
+    assert (root / "etc/hostname").read_text() == "web01\n"
+    assert (root / "home/ansible/.ssh/authorized_keys").read_text() == KEY + "\n"
+    assert "source=image root.tar.gz" in (root / "etc/vman-rootfs").read_text()
+    # the image's host keys are not shared by every VM: removed, new ones made in the root
+    assert sorted(os.listdir(root / "etc/ssh")) == ["sshd_config"]
+    assert ["/usr/sbin/chroot", str(root), "ssh-keygen", "-A"] in runner.calls
+
+
+def test_image_without_a_root_filesystem_is_refused(tmp_path):
+    bad = tmp_path / "notroot.tar"
+    with tarfile.open(bad, "w") as archive:
+        info = tarfile.TarInfo("data/readme")
+        archive.addfile(info, io.BytesIO(b""))
+    with pytest.raises(ValidationError) as err:
+        _converge(tmp_path, [spec()], ["stuvus-web01"], TarThenFake(), image=str(bad))
+    assert err.value.field == "image" and "no etc/passwd" in str(err.value)
+    with pytest.raises(ValidationError, match="exclude each other"):
+        _converge(tmp_path, [spec()], ["stuvus-web01"], TarThenFake(), image=str(bad),
+                  tarball="/c/b.tgz")
 
 
 def test_install_new_vm_then_idempotent(tmp_path):

@@ -114,6 +114,7 @@ def test_float_os_version_kept_as_text():
     ("kernel", "vmlinuz", {"kernel": "vmlinuz"}),
     ("cmdline", 'a"b', {"cmdline": 'a"b'}),
     ("max_usb_redirections", 5, {"max_usb_redirections": 5}),
+    ("iscsi_lun", -1, {"iscsi_lun": -1}),
     ("spice", True, {"spice": True}),
     ("additional_xen_options", "Bad-Key", {"additional_xen_options": {"Bad-Key": 1}}),
     ("os.type", None, {"os": {"version": "12"}}),

@@ -72,6 +72,13 @@ def test_iscsi_root_disk_and_cmdline():
     assert out["cmdline"] == "root=/dev/xvda rootfstype=xfs"
 
 
+def test_iscsi_root_lun_from_defaults_or_vm():
+    out = cfg(dict(DEFAULTS, iscsi_lun=1), storage_type="iscsi")
+    assert out["disk"] == ["format=raw,vdev=xvda,access=rw,target=/dev/disk/by-path/"
+                           "ip-10.0.0.3:3260-iscsi-iqn.2024-01.org.example:stuvus-web01-lun-1"]
+    assert cfg(dict(DEFAULTS, iscsi_lun=1), storage_type="iscsi", iscsi_lun=3)["disk"][0].endswith("-lun-3")
+
+
 def test_manual_root_disk_uses_only_given_disks():
     out = cfg(storage_type="iscsi", manual_root_disk=True, disks=["phy:/dev/vg/root,xvda,w"])
     assert out["disk"] == ["phy:/dev/vg/root,xvda,w"]
