@@ -5,6 +5,11 @@ status in one transaction, their netconfs through one pool fill) and times the v
 ``ansible-inventory -i x.fleet.yml --list`` as a real subprocess on that store and on an empty
 one, best of ``VMAN_BENCH_RUNS`` (default 3) each. The last line is
 ``BENCH fleet_inventory ratio_5000_vs_empty=<x>``. Target: under 1.5 s wall for 5000 VMs.
+
+It also times ansible-core's floor for the same inventory: the host entries the fleet plugin
+makes, written to a JSON file and fed to ansible-core by a bench-only plugin
+(floor_inventory/vman_bench_floor.py) that does nothing but add_host/add_child/set_variable.
+The fleet time minus the floor time is what the plugin itself costs.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_entries  # noqa: E402
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import open_store  # noqa: E402
 
 N = int(os.environ.get("VMAN_BENCH_VMS", "5000"))
@@ -60,20 +66,40 @@ def fill(url, n):
         return len(store.list_vms())
 
 
+def write_floor(url, tmp):
+    """The fleet's host entries as JSON and a config of the floor plugin reading them."""
+    with open_store(url) as store:
+        entries = host_entries(store.list_vms(), store.netconfs(in_use=True),
+                               store.request_devices_index()[0])
+    path = os.path.join(tmp, "entries.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(entries, f)
+    cfgs = {}
+    for label, variables in (("floor", "true"), ("bare", "false")):
+        cfgs[label] = os.path.join(tmp, f"{label}.floor.yml")
+        with open(cfgs[label], "w", encoding="utf-8") as f:
+            f.write(f"plugin: vman_bench_floor\nentries: {path}\nvariables: {variables}\n")
+    return cfgs
+
+
 def inventory_list(cfg):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+               ANSIBLE_INVENTORY_PLUGINS=os.path.join(ROOT, "tests", "bench", "floor_inventory"))
     argv = [os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i", cfg, "--list"]
     start = time.perf_counter()
     proc = subprocess.run(argv, check=True, env=env, capture_output=True, cwd=ROOT)
     return time.perf_counter() - start, json.loads(proc.stdout)
 
 
-def best(cfg):
-    times, data = [], None
+def best(cfgs):
+    """``{label: (best seconds, output)}``; the configs take turns, so a burst of load from
+    elsewhere on the machine hits them alike instead of one of them."""
+    times, data = {label: [] for label in cfgs}, {}
     for dummy in range(RUNS):
-        elapsed, data = inventory_list(cfg)
-        times.append(elapsed)
-    return min(times), data
+        for label, cfg in cfgs.items():
+            elapsed, data[label] = inventory_list(cfg)
+            times[label].append(elapsed)
+    return {label: (min(times[label]), data[label]) for label in cfgs}
 
 
 def main():
@@ -89,15 +115,24 @@ def main():
         start = time.perf_counter()
         stored = fill(f"sqlite:///{tmp}/full.db", N)
         print(f"filled the store with {stored} VMs in {time.perf_counter() - start:.2f} s")
-        empty_s, empty = best(cfgs["empty"])
-        full_s, full = best(cfgs["full"])
+        cfgs.update(write_floor(f"sqlite:///{tmp}/full.db", tmp))
+        results = best(cfgs)
+        (empty_s, empty), (bare_s, dummy), (floor_s, floor), (full_s, full) = (
+            results["empty"], results["bare"], results["floor"], results["full"])
         hosts = len(full["_meta"]["hostvars"])
-        if hosts != N or empty["_meta"]["hostvars"]:
+        if hosts != N or empty["_meta"]["hostvars"] or floor != full:
             raise SystemExit(f"unexpected inventory: {hosts} hosts for {N} VMs, "
-                             f"{len(empty['_meta']['hostvars'])} for the empty store")
+                             f"{len(empty['_meta']['hostvars'])} for the empty store, "
+                             f"floor output {'equal' if floor == full else 'differs'}")
         print(f"ansible-inventory --list, empty store: {empty_s:.3f} s (best of {RUNS})")
+        print(f"ansible-inventory --list, ansible-core alone with the same {N} hosts and groups, "
+              f"no variables: {bare_s:.3f} s (best of {RUNS}; ratio to empty {bare_s / empty_s:.2f})")
+        print(f"ansible-inventory --list, ansible-core alone with the same {N} hosts and "
+              f"variables: {floor_s:.3f} s (best of {RUNS}; ratio to empty {floor_s / empty_s:.2f})")
         print(f"ansible-inventory --list, {N} VMs: {full_s:.3f} s (best of {RUNS}; "
               f"target < {TARGET_S} s: {'met' if full_s < TARGET_S else 'MISSED'})")
+        print(f"fleet plugin's own share: {full_s - floor_s:.3f} s "
+              f"({100 * (full_s - floor_s) / full_s:.0f} % of its run)")
         print(f"BENCH fleet_inventory ratio_{N}_vs_empty={full_s / empty_s:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -326,9 +326,10 @@ class Store(RequestsMixin):
                 q.run(f"UPDATE netconfs SET in_use_by = NULL, allocated_at = NULL WHERE {where}", args)
         return names
 
-    def netconfs(self, pool=None, vm=None):
-        """Netconf rows of ``pool`` and/or held by ``vm``."""
-        where, args = [], []
+    def netconfs(self, pool=None, vm=None, in_use=False):
+        """Netconf rows of ``pool`` and/or held by ``vm`` (only those held by a VM when
+        ``in_use``)."""
+        where, args = ["in_use_by IS NOT NULL"] if in_use else [], []
         if pool is not None:
             where.append("pool = ?")
             args.append(pool)

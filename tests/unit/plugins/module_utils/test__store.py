@@ -237,8 +237,10 @@ def test_netconfs(store):
     a, changed = store.allocate_netconf("prod", "vm", "vm-a")
     assert a["hostname"] == "h1.example" and changed
     assert store.allocate_netconf("prod", "vm", "vm-a") == (a, False)
+    assert [r["hostname"] for r in store.netconfs(in_use=True)] == ["h1.example"]
     store.allocate_netconf("prod", "vm", "vm-b")
     assert store.netconf_stats("prod") == {"vm": {"total": 2, "free": 0}}
+    assert [r["in_use_by"] for r in store.netconfs("prod", in_use=True)] == ["vm-a", "vm-b"]
     with pytest.raises(StateError, match="netconf pool 'prod' has no free 'vm' entry left for VM 'vm-c'"):
         store.allocate_netconf("prod", "vm", "vm-c")
     assert store.release_netconfs("vm-a") == ["h1.example"]
