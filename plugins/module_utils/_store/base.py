@@ -380,6 +380,15 @@ class Store(RequestsMixin):
                       "VALUES (?, ?, ?, ?, ?, ?)", (vm, key["key_type"], key["public_key"],
                                                     key["fp_sha256"], key.get("fp_sha1"), self.clock()))
 
+    def drop_host_keys(self, vm, check=False):
+        """Delete the VM's public host keys; return the key types deleted (or that would be)."""
+        with self._tx(write=not check) as q:
+            types = [r["key_type"] for r in q.all(
+                "SELECT key_type FROM host_keys WHERE vm = ? ORDER BY key_type", (vm,))]
+            if types and not check:
+                q.run("DELETE FROM host_keys WHERE vm = ?", (vm,))
+            return types
+
     def host_keys(self, vm):
         """The VM's public host keys."""
         with self._tx() as q:

@@ -257,6 +257,11 @@ def test_tokens_and_host_keys(store):
     store.put_host_keys("a", keys)
     store.put_host_keys("a", keys)
     assert store.host_keys("a") == [dict(keys[0], fp_sha1=None)]
+    store.put_host_keys("b", keys)
+    assert store.drop_host_keys("a", check=True) == ["ed25519"] and len(store.host_keys("a")) == 1
+    assert store.drop_host_keys("a") == ["ed25519"]
+    assert store.host_keys("a") == [] and store.drop_host_keys("a") == []
+    assert len(store.host_keys("b")) == 1
 
 
 # ---- concurrency -----------------------------------------------------------------------
