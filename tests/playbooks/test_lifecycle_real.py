@@ -173,6 +173,11 @@ def test_queued_ansible_run_quarantine_disable_enable(demo):
 def test_cancel_and_purge(demo):
     assert sorted(s for s, _o in _status(demo["steps"]["cancel"]).values()) == ["canceled"] * 2
     assert all(seen["state"] == "STOPPED" for seen in demo["hooks"]["cancel"].values())
+    # a purge in check mode changes nothing: guests, statuses, host keys, known_hosts
+    assert sorted(s for s, _o in _status(demo["steps"]["purge-check"]).values()) == ["canceled"] * 2
+    for vm, seen in demo["hooks"]["purge-check"].items():
+        assert seen["state"] == "STOPPED" and seen["stored_keys"] == demo["hooks"]["cancel"][vm]["stored_keys"]
+    assert demo["known_hosts"]["purge-check"] == demo["known_hosts"]["cancel"]
     assert sorted(s for s, _o in _status(demo["steps"]["purge"]).values()) == ["purged"] * 2
     assert all(seen["state"] == "absent" for seen in demo["hooks"]["purge"].values())
     free = demo["db"].execute("SELECT COUNT(*) FROM netconfs WHERE in_use_by IS NOT NULL").fetchone()[0]
