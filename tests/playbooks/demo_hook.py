@@ -5,7 +5,7 @@
 
 Usage: demo_hook.py OUT.jsonl STEP. Appends one JSON line: the step, the lines of the
 controller's known_hosts file (VMAN_DEMO_KNOWN_HOSTS, when set) and, per VM of the store, the
-public host keys the store holds, the container state and, when it runs, what is inside
+public host keys and the install token hashes the store holds, the container state and, when it runs, what is inside
 (owner's account, install token file, root's password hash, host key, the default web site).
 Reads VMAN_STORE and VMAN_LXC_PATH.
 """
@@ -60,6 +60,8 @@ def main(out, step):
     for vm in line["vms"]:
         line["vms"][vm]["stored_keys"] = dict(conn.execute(
             "SELECT key_type, public_key FROM host_keys WHERE vm = ?", (vm,)).fetchall())
+        line["vms"][vm]["tokens"] = [{"hash": h, "used": used is not None} for h, used in conn.execute(
+            "SELECT token_hash, used_at FROM tokens WHERE vm = ? ORDER BY id", (vm,))]
     known_hosts = os.environ.get("VMAN_DEMO_KNOWN_HOSTS")
     if known_hosts:
         try:

@@ -114,8 +114,8 @@ def test_preallocate_callback_postinstall(demo):
                                  (vm,)).fetchone()["why"]
         assert re.fullmatch(r"install callback from 10\.\d+\.\d+\.\d+", why), why
         assert address is None
-        tokens = demo["db"].execute("SELECT used_at FROM tokens WHERE vm = ?", (vm,)).fetchall()
-        assert len(tokens) == 1 and tokens[0]["used_at"] is not None
+        tokens = demo["hooks"]["preallocate"][vm]["tokens"]
+        assert len(tokens) == 1 and tokens[0]["used"], tokens
     # powered off in the pool, with the host keys the controller generated
     for vm, seen in demo["hooks"]["preallocate"].items():
         assert seen["state"] == "STOPPED", (vm, seen)
@@ -177,6 +177,7 @@ def test_cancel_and_purge(demo):
     assert sorted(s for s, _o in _status(demo["steps"]["purge-check"]).values()) == ["canceled"] * 2
     for vm, seen in demo["hooks"]["purge-check"].items():
         assert seen["state"] == "STOPPED" and seen["stored_keys"] == demo["hooks"]["cancel"][vm]["stored_keys"]
+        assert len(seen["tokens"]) == 1 and seen["tokens"] == demo["hooks"]["cancel"][vm]["tokens"]
     assert demo["known_hosts"]["purge-check"] == demo["known_hosts"]["cancel"]
     assert sorted(s for s, _o in _status(demo["steps"]["purge"]).values()) == ["purged"] * 2
     assert all(seen["state"] == "absent" for seen in demo["hooks"]["purge"].values())
@@ -192,6 +193,9 @@ def test_cancel_and_purge(demo):
         assert len([line for line in before if line.split()[2] in vm_blobs]) == 3, (vm, before)
     assert all(seen["stored_keys"] == {} for seen in demo["hooks"]["purge"].values())
     assert demo["db"].execute("SELECT COUNT(*) FROM host_keys").fetchone()[0] == 0
+    # and so are the install tokens, used or not
+    assert all(seen["tokens"] == [] for seen in demo["hooks"]["purge"].values())
+    assert demo["db"].execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
     after = (demo["dir"] / "known_hosts").read_text().splitlines()
     assert after == demo["known_hosts"]["purge"]
     # the demo's two VMs were its only entries
@@ -210,7 +214,9 @@ def test_no_secret_in_vvv_output_or_inventories(demo):
             texts[path] = handle.read()
     # really verbose: every command on the controller and every SSH connection is in it
     assert "<127.0.0.1> EXEC" in demo["out"] and "ESTABLISH SSH CONNECTION" in demo["out"]
-    token_hashes = {r[0] for r in demo["db"].execute("SELECT token_hash FROM tokens")}
+    # the purge deleted the tokens: their hashes as the hook saw them before
+    token_hashes = {t["hash"] for vms in demo["hooks"].values() for seen in vms.values()
+                    for t in seen["tokens"]}
     assert len(token_hashes) == 2
     # the detector finds a token wherever a log would put one
     probe = secrets.token_urlsafe(32)

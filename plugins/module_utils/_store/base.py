@@ -371,6 +371,14 @@ class Store(RequestsMixin):
                           (self.clock() if now is None else now, token_id))
             return count == 1
 
+    def drop_tokens(self, vm, check=False):
+        """Delete every token row of ``vm``, used or not; return how many there were."""
+        with self._tx(write=not check) as q:
+            count = q.one("SELECT COUNT(*) AS n FROM tokens WHERE vm = ?", (vm,))["n"]
+            if count and not check:
+                q.run("DELETE FROM tokens WHERE vm = ?", (vm,))
+            return int(count)
+
     def put_host_keys(self, vm, keys):
         """Replace the VM's public host keys (dicts: key_type, public_key, fp_sha256, fp_sha1)."""
         with self._tx(write=True) as q:

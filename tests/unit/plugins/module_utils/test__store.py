@@ -253,6 +253,11 @@ def test_tokens_and_host_keys(store):
     assert tok["token_hash"] == "sha256:abc" and tok["used_at"] is None
     assert store.use_token(tok["id"]) is True
     assert store.use_token(tok["id"]) is False
+    store.add_token("a", "sha256:def", expires_at=2e9)
+    store.add_token("b", "sha256:other", expires_at=2e9)
+    assert store.drop_tokens("a", check=True) == 2 and len(store.tokens("a")) == 2
+    assert store.drop_tokens("a") == 2 and store.tokens("a") == [] and store.drop_tokens("a") == 0
+    assert [t["token_hash"] for t in store.tokens("b")] == ["sha256:other"]
     keys = [{"key_type": "ed25519", "public_key": "ssh-ed25519 AAAA", "fp_sha256": "SHA256:x"}]
     store.put_host_keys("a", keys)
     store.put_host_keys("a", keys)
