@@ -158,6 +158,7 @@ play unquarantine playbooks/quarantine.yml -e lifecycle_vms=owner_alice -e lifec
 play disable playbooks/disable.yml -e lifecycle_vms=owner_bob
 play enable playbooks/enable.yml -e lifecycle_vms=owner_bob
 play cancel playbooks/cancel.yml -e 'lifecycle_vms=owner_alice:owner_bob'
+play purge-check playbooks/purge.yml --check -e lifecycle_grace_days=0
 play purge playbooks/purge.yml -e lifecycle_grace_days=0
 
 banner "the store keeps the history"

@@ -61,6 +61,14 @@ notes:
     today the inventory shows the lifecycle status the store records, nothing else.
   - "With O(cache=true) the inventory comes from the cache until it expires or
     C(--flush-cache) (or C(meta: refresh_inventory)) refreshes it."
+  - "With ansible-core 2.19 or later, C(ansible-inventory --list) prints each string of this
+    inventory as C({\"__ansible_unsafe\": \"...\"}), on the screen and with C(--output) alike.
+    That is how ansible-core writes any unsafe (untrusted) string in that JSON format, so that
+    the output, read back as an inventory script's, stays unsafe: a C(!unsafe) value of a YAML
+    inventory prints the same way. C(--yaml) and C(--host) print plain strings."
+  - With ansible-core 2.19, most of the time of C(ansible-inventory --list) on a large fleet is
+    ansible-core's own work for that many hosts and variables, not the store's; see
+    C(tests/bench/bench_fleet_inventory.py) in the collection, which measures both.
 requirements:
   - psycopg >= 3.1 (only for a PostgreSQL store)
 """
@@ -95,6 +103,17 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._store import open_
 
 SUFFIXES = ("fleet.yml", "fleet.yaml")
 
+# ansible-core >= 2.19 (data tagging): wrap_var returns a plain str, because there a str is
+# templated only when tagged trusted, and an inventory plugin's values are not (its
+# trusted_by_default is False). Data fresh from the store (sqlite3, psycopg, json.loads) holds
+# no trust tag, so wrapping it would only deep-copy it before set_variable deep-copies it
+# again. Older cores mark unsafe by type (AnsibleUnsafeText): there wrap_var is needed.
+_PLAIN_STR_IS_UNSAFE = type(wrap_var("x")) is str  # pylint: disable=unidiomatic-typecheck
+
+
+def _as_is(value):
+    return value
+
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     """Hosts and groups from the vman lifecycle store."""
@@ -119,27 +138,31 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 entries = self._cache[cache_key]
             except KeyError:
                 update_cache = True
-        if entries is None:
+        fresh = entries is None
+        if fresh:
             entries = self._read_store()
         if update_cache:
             self._cache[cache_key] = entries
-        self._populate(entries)
+        # a cache plugin may hand back strings tagged trusted (a YAML or legacy-JSON decoder):
+        # cached data is always wrapped, which strips such tags
+        self._populate(entries, _as_is if fresh and _PLAIN_STR_IS_UNSAFE else wrap_var)
 
     def _read_store(self):
         try:
             with open_store(self.get_option("store")) as store:
                 index, by_allocator = store.request_devices_index()
-                return {"hosts": host_entries(store.list_vms(), store.netconfs(), index),
+                return {"hosts": host_entries(store.list_vms(), store.netconfs(in_use=True), index),
                         "groups": redeploy_groups(by_allocator)}
         except VmanError as exc:
             raise AnsibleParserError(f"vman.lifecycle.fleet: {exc}") from None
 
-    def _populate(self, data):
+    def _populate(self, data, wrap):
+        """Hosts, groups and variables from host entries; ``wrap`` marks values unsafe."""
         # a cache written before the group variables existed holds the host list alone
         entries = data["hosts"] if isinstance(data, dict) else data
         for group, group_vars in (data.get("groups", {}) if isinstance(data, dict) else {}).items():
             self.inventory.add_group(group)
-            for key, value in wrap_var(group_vars).items():
+            for key, value in wrap(group_vars).items():
                 self.inventory.set_variable(group, key, value)
         strict = self.get_option("strict")
         compose = self.get_option("compose")
@@ -154,8 +177,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                      f"'{name}'; only the first is used")
                 continue
             seen.add(name)
-            hostvars = wrap_var(entry["vars"])
-            self.inventory.add_host(wrap_var(name))
+            hostvars = wrap(entry["vars"])
+            self.inventory.add_host(wrap(name))
             for group in entry["groups"]:
                 self.inventory.add_group(group)
                 self.inventory.add_child(group, name)

@@ -11,6 +11,7 @@ neither the inventory output nor an inventory cache file ever holds one.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lifecycle as lc
@@ -32,7 +33,13 @@ _GROUP_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 def is_secret_key(key) -> bool:
     """True when a mapping key names a secret (password, token, private key, ...)."""
-    return isinstance(key, str) and bool(_SECRET_KEY.search(key))
+    return isinstance(key, str) and _is_secret_name(key)
+
+
+# the same few spec keys repeat in every VM: one regex search per distinct key, not per VM
+@functools.lru_cache(maxsize=4096)
+def _is_secret_name(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
 
 
 def redact(value):

@@ -146,6 +146,30 @@ def merge_known_hosts(existing: str, hosts, lines) -> str:
     return "\n".join(out) + "\n" if out else ""
 
 
+def drop_known_hosts_entries(existing: str, hosts, public_keys=()) -> tuple:
+    """``existing`` without the entries that name one of ``hosts`` or hold one of
+    ``public_keys``; return ``(text, removed lines)``.
+
+    Matching by key also finds the VM's hashed entries and those written under a name or
+    address the VM no longer has. Comments, other hosts' entries and ``@cert-authority`` /
+    ``@revoked`` lines stay; with nothing to remove the text is returned as it was.
+    """
+    wanted = set(hosts)
+    blobs = {pub.split()[1] for pub in public_keys if pub and len(pub.split()) >= 2}
+    kept, removed = [], []
+    for line in existing.splitlines():
+        fields = line.split()
+        plain_entry = fields and not line.lstrip().startswith("#") and not fields[0].startswith("@")
+        if plain_entry and (set(fields[0].split(",")) & wanted
+                            or (len(fields) >= 3 and fields[2] in blobs)):
+            removed.append(line)
+            continue
+        kept.append(line)
+    if not removed:
+        return existing, []
+    return ("\n".join(kept) + "\n" if kept else ""), removed
+
+
 # ---- files ---------------------------------------------------------------------------------
 
 def key_path(dest: str, key_type: str) -> str:
@@ -278,6 +302,39 @@ def update_known_hosts(path, hosts, public_keys, check=False):
     return changed, before, after
 
 
+def remove_from_known_hosts(path, hosts, public_keys, check=False):
+    """Drop the entries of ``hosts`` and ``public_keys`` from the ``path`` file (see
+    :func:`drop_known_hosts_entries`); return ``(removed lines, before, after)``. A missing
+    file has nothing to remove."""
+    before = _read(path)
+    if before is None:
+        return [], "", ""
+    after, removed = drop_known_hosts_entries(before, hosts, public_keys)
+    if removed and not check:
+        write_atomic(path, after, os.stat(path).st_mode & 0o777)
+    return removed, before, after
+
+
+def remove_key_files(dest, check=False):
+    """Delete every host key file OpenSSH names (``ssh_host_<type>_key`` and its ``.pub``) in
+    ``dest``, then ``dest`` itself when that left it empty; return the paths removed."""
+    if not dest or not os.path.isdir(dest):
+        return []
+    removed = []
+    for key_type in KEY_TYPES:
+        for path in (key_path(dest, key_type), key_path(dest, key_type) + ".pub"):
+            if os.path.lexists(path):
+                removed.append(path)
+                if not check:
+                    os.unlink(path)
+    left = [n for n in os.listdir(dest) if os.path.join(dest, n) not in removed]
+    if not left:
+        removed.append(dest)
+        if not check:
+            os.rmdir(dest)
+    return removed
+
+
 def store_records(keys):
     """Rows for ``Store.put_host_keys`` (public parts and fingerprints only)."""
     return [{"key_type": k["type"], "public_key": k["public_key"],
@@ -294,6 +351,35 @@ def record_in_store(store, vm, keys, check=False):
     if not check:
         store.put_host_keys(vm, wanted)
     return True
+
+
+def forget(vm, hosts, known_hosts=None, dest=None, store=None, publisher=None, check=False):
+    """Remove what :class:`HostKeys` and the module left of ``vm``'s host keys; return
+    ``(removed, known_hosts_before, known_hosts_after)``.
+
+    ``removed`` has ``known_hosts`` (lines), ``dns`` (SSHFP rdata), ``files`` (paths) and
+    ``store`` (key types). ``hosts`` are the VM's names and addresses (``hosts[0]`` is the
+    name the SSHFP records are under, needed with ``publisher``). The stored public keys and
+    those in ``dest`` also find the known_hosts entries written under other names. The store
+    rows go last, so a run that fails half way can be repeated and still finds the keys.
+    """
+    publics = [row["public_key"] for row in store.host_keys(vm)] if store is not None else []
+    for key_type in KEY_TYPES if dest else ():
+        public = _read(key_path(dest, key_type) + ".pub")
+        if public:
+            publics.append(public.strip())
+    removed = {"known_hosts": [], "dns": [], "files": [], "store": []}
+    before = after = ""
+    if known_hosts:
+        removed["known_hosts"], before, after = remove_from_known_hosts(
+            known_hosts, hosts, publics, check=check)
+    if publisher is not None:
+        changed, dns_before = publisher.publish(hosts[0], [], check=check)
+        removed["dns"] = dns_before if changed else []
+    removed["files"] = remove_key_files(dest, check=check)
+    if store is not None:
+        removed["store"] = store.drop_host_keys(vm, check=check)
+    return removed, before, after
 
 
 # ---- SSHFP publication by RFC 2136 -----------------------------------------------------------
@@ -366,9 +452,13 @@ class SshfpPublisher:
         if not check:
             update = dns.update.UpdateMessage(self.zone, keyring=self.keyring, keyname=self.key_name,
                                               keyalgorithm=self.key_algorithm)
-            rdataset = dns.rdataset.from_text_list(dns.rdataclass.IN, dns.rdatatype.SSHFP, self.ttl,
-                                                   sorted(wanted))
-            update.replace(self._name(hostname).relativize(self.zone), rdataset)
+            name = self._name(hostname).relativize(self.zone)
+            if wanted:
+                rdataset = dns.rdataset.from_text_list(dns.rdataclass.IN, dns.rdatatype.SSHFP,
+                                                       self.ttl, sorted(wanted))
+                update.replace(name, rdataset)
+            else:   # no records wanted: the RRset goes
+                update.delete(name, dns.rdatatype.SSHFP)
             self._send(update, "update", hostname)
         return True, sorted(before)
 

@@ -40,12 +40,16 @@ attributes:
     description: Tokens are secrets; nothing is shown.
 options:
   state:
-    description: Issue a token, or wait for callbacks.
+    description:
+      - Issue a token, or wait for callbacks.
+      - C(revoked) deletes every token of O(vm) from the store, used or not (when the VM is
+        purged); running it again changes nothing.
     type: str
-    choices: [issued, wait]
+    choices: [issued, wait, revoked]
     required: true
   vm:
-    description: The VM to issue a token for (O(state=issued)).
+    description: The VM to issue a token for (O(state=issued)), or whose tokens to delete
+      (O(state=revoked)).
     type: str
   source_ip:
     description:
@@ -113,6 +117,12 @@ EXAMPLES = r"""
     trusted_proxies: [10.0.2.2]
   delegate_to: localhost
   register: callbacks
+
+- name: The VM is purged, its tokens go
+  vman.lifecycle.install_callback:
+    state: revoked
+    vm: "{{ vm.name }}"
+  delegate_to: localhost
 """
 
 RETURN = r"""
@@ -150,6 +160,11 @@ log:
   returned: state=wait
   type: list
   elements: dict
+revoked:
+  description: How many tokens of the VM were deleted (would be, in check mode).
+  returned: state=revoked
+  type: int
+  sample: 1
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -167,6 +182,11 @@ def _issued(module, store):
     if token is not None:
         result["token"] = token
     return result
+
+
+def _revoked(module, store):
+    count = store.drop_tokens(module.params["vm"], check=module.check_mode)
+    return dict(changed=count > 0, revoked=count)
 
 
 def _wait(module, store):
@@ -190,7 +210,7 @@ def _wait(module, store):
 
 def main():
     argument_spec = dict(
-        state=dict(type="str", choices=["issued", "wait"], required=True),
+        state=dict(type="str", choices=["issued", "wait", "revoked"], required=True),
         vm=dict(type="str"),
         source_ip=dict(type="list", elements="str"),
         ttl=dict(type="int", default=7200),
@@ -204,14 +224,15 @@ def main():
     argument_spec.update(STORE_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec, supports_check_mode=True,
                            required_if=[("state", "issued", ("vm", "source_ip")),
-                                        ("state", "wait", ("vms",))])
+                                        ("state", "wait", ("vms",)),
+                                        ("state", "revoked", ("vm",))])
     p = module.params
     if p["state"] == "issued" and not module.no_log:
         module.fail_json(msg="state: issued needs no_log: true on the task, "
                              "so the token never reaches a log")
     with errors_to_fail_json(module):
         with open_store(p["store"]) as store:
-            result = _issued(module, store) if p["state"] == "issued" else _wait(module, store)
+            result = {"issued": _issued, "wait": _wait, "revoked": _revoked}[p["state"]](module, store)
     if result.get("failed"):
         module.fail_json(**result)
     module.exit_json(**result)

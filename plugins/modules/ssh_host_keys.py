@@ -24,6 +24,9 @@ description:
   - With O(dns_server), publishes the SSHFP records by an RFC 2136 dynamic update, signed
     with a TSIG key; the host name's SSHFP RRset on that server is made exactly the computed
     records (stale ones are removed), and left alone when it already is.
+  - With O(state=absent) it forgets the VM's host keys instead, when the VM is purged; its
+    C(known_hosts) entries, the key files in O(dest), the public keys in the store
+    (O(record_in_store)) and the SSHFP RRset on O(dns_server) are removed.
 author:
   - vman.lifecycle contributors (@vman-lifecycle)
 extends_documentation_fragment:
@@ -31,21 +34,35 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reports which keys would be generated and which files would change, and
-      writes nothing. Keys that do not exist yet have no public part in check mode.
+    description: Reports which keys would be generated (or removed) and which files would
+      change, and writes nothing. Keys that do not exist yet have no public part in check mode.
   diff_mode:
     support: full
     description: Shows the C(known_hosts) file before and after.
 options:
+  state:
+    description:
+      - C(present) generates or reuses the keys and writes what the other options ask for.
+      - C(absent) removes the VM's keys from everywhere this module put them. Entries of
+        O(known_hosts) are removed when they name O(hostname) or one of O(ip), or hold one
+        of the VM's public keys (those recorded in the store with O(record_in_store=true) and
+        those in O(dest)), so hashed entries and entries under former addresses go as well.
+        With O(record_in_store=true) the stored public keys are deleted, with O(dest) the key
+        files (and O(dest) when it is left empty), with O(dns_server) the SSHFP RRset of
+        O(hostname). Running it again changes nothing.
+    type: str
+    choices: [present, absent]
+    default: present
   vm:
     description: Name of the VM, used for the store record.
     type: str
     required: true
   hostname:
-    description: The VM's DNS name; owner name of the SSHFP records and first name of its
-      C(known_hosts) entries.
+    description:
+      - The VM's DNS name; owner name of the SSHFP records and first name of its
+        C(known_hosts) entries.
+      - Required with O(state=present), and with O(state=absent) when O(dns_server) is set.
     type: str
-    required: true
   ip:
     description: Addresses of the VM, added to the host names of its C(known_hosts) entries.
     type: list
@@ -96,7 +113,7 @@ options:
     type: path
   record_in_store:
     description: Record the public keys and their fingerprints for O(vm) in the lifecycle
-      store (see O(store)).
+      store (see O(store)); with O(state=absent), delete them from it.
     type: bool
     default: false
   dns_server:
@@ -156,6 +173,20 @@ EXAMPLES = r"""
     tsig_key_secret: "{{ vault_tsig_secret }}"
   delegate_to: localhost
 
+- name: The VM is purged, its keys are forgotten (known_hosts, store, SSHFP)
+  vman.lifecycle.ssh_host_keys:
+    state: absent
+    vm: 3f2c0e9a-4a7e-4c55-9d1f-8c6f0b2d1e77
+    hostname: mws-1234.example.org
+    dest: /srv/vman/hostkeys/mws-1234
+    known_hosts: ~/.ssh/known_hosts
+    record_in_store: true
+    dns_server: 192.0.2.53
+    dns_zone: example.org
+    tsig_key_name: vman
+    tsig_key_secret: "{{ vault_tsig_secret }}"
+  delegate_to: localhost
+
 - name: Keys only for the install, never written on the controller
   vman.lifecycle.ssh_host_keys:
     vm: mws-1235
@@ -169,7 +200,7 @@ EXAMPLES = r"""
 RETURN = r"""
 keys:
   description: One entry per key type.
-  returned: success
+  returned: O(state=present)
   type: list
   elements: dict
   contains:
@@ -199,7 +230,7 @@ keys:
       type: str
 sshfp:
   description: SSHFP records of all keys, each line exactly as C(ssh-keygen -r <hostname>) prints it.
-  returned: success
+  returned: O(state=present)
   type: list
   elements: str
   sample: ["mws-1234.example.org IN SSHFP 4 2 0d8b5f..."]
@@ -210,10 +241,35 @@ dns_before:
   elements: str
 known_hosts:
   description: The C(known_hosts) lines for the VM.
-  returned: success
+  returned: O(state=present)
   type: list
   elements: str
+removed:
+  description: What O(state=absent) removed (or would remove, in check mode).
+  returned: O(state=absent)
+  type: dict
+  contains:
+    known_hosts:
+      description: The C(known_hosts) lines removed.
+      type: list
+      elements: str
+    store:
+      description: The key types whose public key was deleted from the store.
+      type: list
+      elements: str
+    files:
+      description: The key files (and the emptied O(dest)) deleted.
+      type: list
+      elements: str
+    dns:
+      description: The rdata of the SSHFP records deleted from O(dns_server).
+      type: list
+      elements: str
+  sample: {known_hosts: ["mws-1234.example.org,192.0.2.10 ssh-ed25519 AAAAC3..."],
+           store: [ecdsa, ed25519, rsa], files: [], dns: []}
 """
+
+from contextlib import ExitStack
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -222,10 +278,37 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import err
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import STORE_ARGUMENT_SPEC, open_store
 
 
+def _publisher(p):
+    return sk.SshfpPublisher(p["dns_server"], p["dns_zone"], port=p["dns_port"],
+                             key_name=p["tsig_key_name"], key_secret=p["tsig_key_secret"],
+                             key_algorithm=p["tsig_key_algorithm"], ttl=p["dns_ttl"])
+
+
+def forget(module):
+    """state=absent: remove the VM's keys from known_hosts, dest, the DNS and the store."""
+    p = module.params
+    if p["dns_server"] and not p["hostname"]:
+        module.fail_json(msg="state=absent with dns_server needs the hostname whose SSHFP "
+                             "records to delete")
+    with errors_to_fail_json(module):
+        hosts = ([sk.validate_hostname(p["hostname"])] if p["hostname"] else []) + sk.validate_ips(p["ip"])
+        publisher = _publisher(p) if p["dns_server"] else None
+        with ExitStack() as stack:
+            store = stack.enter_context(open_store(p["store"])) if p["record_in_store"] else None
+            removed, before, after = sk.forget(p["vm"], hosts, p["known_hosts"], p["dest"],
+                                               store, publisher, check=module.check_mode)
+    result = dict(changed=any(removed.values()), removed=removed)
+    if module._diff and p["known_hosts"]:
+        result["diff"] = {"before": before, "after": after,
+                          "before_header": p["known_hosts"], "after_header": p["known_hosts"]}
+    module.exit_json(**result)
+
+
 def main():
     argument_spec = dict(
+        state=dict(type="str", choices=["present", "absent"], default="present"),
         vm=dict(type="str", required=True),
-        hostname=dict(type="str", required=True),
+        hostname=dict(type="str"),
         ip=dict(type="list", elements="str", default=[]),
         key_types=dict(type="list", elements="str", choices=list(sk.KEY_TYPES),
                        default=list(sk.DEFAULT_KEY_TYPES)),
@@ -248,10 +331,14 @@ def main():
     argument_spec.update(STORE_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec, supports_check_mode=True,
                            required_by={"dns_server": ("dns_zone",)},
+                           required_if=[("state", "present", ("hostname",))],
                            required_together=[("tsig_key_name", "tsig_key_secret")])
     p = module.params
     if p["dns_server"]:
         require(module, sk.HAS_DNSPYTHON, "dnspython", str(sk.DNSPYTHON_ERROR))
+    if p["state"] == "absent":
+        forget(module)  # exits
+        return
     if not p["dest"] and not p["return_private"]:
         module.fail_json(msg="one of dest or return_private: true is needed, "
                              "or the generated keys would be lost")
@@ -283,9 +370,7 @@ def main():
                 result["diff"] = {"before": before, "after": after,
                                   "before_header": p["known_hosts"], "after_header": p["known_hosts"]}
         if p["dns_server"] and complete:
-            publisher = sk.SshfpPublisher(p["dns_server"], p["dns_zone"], port=p["dns_port"],
-                                          key_name=p["tsig_key_name"], key_secret=p["tsig_key_secret"],
-                                          key_algorithm=p["tsig_key_algorithm"], ttl=p["dns_ttl"])
+            publisher = _publisher(p)
             dns_changed, result["dns_before"] = publisher.publish(p["hostname"], result["sshfp"],
                                                                   check=module.check_mode)
             changed = changed or dns_changed

@@ -3,9 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run by scripts/demo.sh after each step (VMAN_DEMO_HOOK): what the guests really look like.
 
-Usage: demo_hook.py OUT.jsonl STEP. Appends one JSON line: the step and, per VM of the store,
-the container state and, when it runs, what is inside (owner's account, install token file,
-root's password hash, host key, the default web site). Reads VMAN_STORE and VMAN_LXC_PATH.
+Usage: demo_hook.py OUT.jsonl STEP. Appends one JSON line: the step, the lines of the
+controller's known_hosts file (VMAN_DEMO_KNOWN_HOSTS, when set) and, per VM of the store, the
+public host keys and the install token hashes the store holds, the container state and, when it runs, what is inside
+(owner's account, install token file, root's password hash, host key, the default web site).
+Reads VMAN_STORE and VMAN_LXC_PATH.
 """
 
 from __future__ import annotations
@@ -55,6 +57,18 @@ def main(out, step):
     rows = conn.execute("SELECT v.name, v.owner, n.ipv4 FROM vms v LEFT JOIN netconfs n "
                         "ON n.in_use_by = v.name AND n.kind = 'vm' ORDER BY v.id").fetchall()
     line = {"step": step, "vms": {vm: observe(lxc_path, vm, owner, ip) for vm, owner, ip in rows}}
+    for vm in line["vms"]:
+        line["vms"][vm]["stored_keys"] = dict(conn.execute(
+            "SELECT key_type, public_key FROM host_keys WHERE vm = ?", (vm,)).fetchall())
+        line["vms"][vm]["tokens"] = [{"hash": h, "used": used is not None} for h, used in conn.execute(
+            "SELECT token_hash, used_at FROM tokens WHERE vm = ? ORDER BY id", (vm,))]
+    known_hosts = os.environ.get("VMAN_DEMO_KNOWN_HOSTS")
+    if known_hosts:
+        try:
+            with open(known_hosts, encoding="utf-8") as handle:
+                line["known_hosts"] = handle.read().splitlines()
+        except FileNotFoundError:
+            line["known_hosts"] = None
     with open(out, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(line) + "\n")
 

@@ -58,6 +58,7 @@ def demo(tmp_path_factory):
     hook_out = work / "hook.jsonl"
     env = dict(os.environ,
                VMAN_DEMO_DIR=str(work / "demo"),
+               VMAN_DEMO_KNOWN_HOSTS=str(work / "demo" / "known_hosts"),
                VMAN_DEMO_VERBOSITY="-vvv",
                VMAN_DEMO_HOOK=f"{sys.executable} {HOOK} {hook_out}",
                VMAN_LXC_BRIDGE=os.environ.get("VMAN_LXC_BRIDGE", "lxcbr1"),
@@ -72,10 +73,11 @@ def demo(tmp_path_factory):
     (work / "demo.log").write_text(proc.stdout)
     assert proc.returncode == 0, proc.stdout[-6000:]
     print(f"demo.sh -vvv wall time: {seconds:.0f} s")
-    hooks = {}
+    hooks, known_hosts = {}, {}
     for line in hook_out.read_text().splitlines():
         entry = json.loads(line)
         hooks[entry["step"]] = entry["vms"]
+        known_hosts[entry["step"]] = entry.get("known_hosts")
     steps = {}
     for path in sorted(glob.glob(str(work / "demo" / "steps" / "*.json"))):
         with open(path, encoding="utf-8") as handle:
@@ -83,6 +85,7 @@ def demo(tmp_path_factory):
     db = sqlite3.connect(str(work / "demo" / "lifecycle.db"))
     db.row_factory = sqlite3.Row
     yield {"dir": work / "demo", "out": proc.stdout, "hooks": hooks, "steps": steps, "db": db,
+           "known_hosts": known_hosts,
            "inventory_files": sorted(glob.glob(str(work / "demo" / "steps" / "*.json")))}
     db.close()
 
@@ -111,13 +114,12 @@ def test_preallocate_callback_postinstall(demo):
                                  (vm,)).fetchone()["why"]
         assert re.fullmatch(r"install callback from 10\.\d+\.\d+\.\d+", why), why
         assert address is None
-        tokens = demo["db"].execute("SELECT used_at FROM tokens WHERE vm = ?", (vm,)).fetchall()
-        assert len(tokens) == 1 and tokens[0]["used_at"] is not None
+        tokens = demo["hooks"]["preallocate"][vm]["tokens"]
+        assert len(tokens) == 1 and tokens[0]["used"], tokens
     # powered off in the pool, with the host keys the controller generated
     for vm, seen in demo["hooks"]["preallocate"].items():
         assert seen["state"] == "STOPPED", (vm, seen)
-    keys = demo["db"].execute("SELECT COUNT(*) FROM host_keys").fetchone()[0]
-    assert keys == 6
+        assert sorted(seen["stored_keys"]) == ["ecdsa", "ed25519", "rsa"], (vm, seen)
 
 
 @pytest.mark.real
@@ -128,8 +130,7 @@ def test_allocation_personalises_and_password_is_shown_once(demo):
     seen = demo["hooks"]["allocate-alice"][alice["vman_name"]]
     assert seen["state"] == "RUNNING" and seen["owner_account"] and not seen["token_file"]
     assert alice["vman_netconfs"]["service"]["hostname"] in seen["web"]
-    stored = demo["db"].execute("SELECT public_key FROM host_keys WHERE vm = ? AND key_type = 'ed25519'",
-                                (alice["vman_name"],)).fetchone()["public_key"]
+    stored = seen["stored_keys"]["ed25519"]
     assert seen["host_key"].split()[:2] == stored.split()[:2]
     # one VM left in the pool, then none
     assert len(demo["steps"]["allocate-alice"]["pool"]["hosts"]) == 1
@@ -172,10 +173,33 @@ def test_queued_ansible_run_quarantine_disable_enable(demo):
 def test_cancel_and_purge(demo):
     assert sorted(s for s, _o in _status(demo["steps"]["cancel"]).values()) == ["canceled"] * 2
     assert all(seen["state"] == "STOPPED" for seen in demo["hooks"]["cancel"].values())
+    # a purge in check mode changes nothing: guests, statuses, host keys, known_hosts
+    assert sorted(s for s, _o in _status(demo["steps"]["purge-check"]).values()) == ["canceled"] * 2
+    for vm, seen in demo["hooks"]["purge-check"].items():
+        assert seen["state"] == "STOPPED" and seen["stored_keys"] == demo["hooks"]["cancel"][vm]["stored_keys"]
+        assert len(seen["tokens"]) == 1 and seen["tokens"] == demo["hooks"]["cancel"][vm]["tokens"]
+    assert demo["known_hosts"]["purge-check"] == demo["known_hosts"]["cancel"]
     assert sorted(s for s, _o in _status(demo["steps"]["purge"]).values()) == ["purged"] * 2
     assert all(seen["state"] == "absent" for seen in demo["hooks"]["purge"].values())
     free = demo["db"].execute("SELECT COUNT(*) FROM netconfs WHERE in_use_by IS NOT NULL").fetchone()[0]
     assert free == 0
+    # the host keys are forgotten: no public key in the store, no entry in known_hosts
+    canceled = demo["hooks"]["cancel"]
+    blobs = {vm: {key.split()[1] for key in seen["stored_keys"].values()}
+             for vm, seen in canceled.items()}
+    assert all(len(b) == 3 for b in blobs.values()), canceled
+    before = demo["known_hosts"]["cancel"]
+    for vm, vm_blobs in blobs.items():
+        assert len([line for line in before if line.split()[2] in vm_blobs]) == 3, (vm, before)
+    assert all(seen["stored_keys"] == {} for seen in demo["hooks"]["purge"].values())
+    assert demo["db"].execute("SELECT COUNT(*) FROM host_keys").fetchone()[0] == 0
+    # and so are the install tokens, used or not
+    assert all(seen["tokens"] == [] for seen in demo["hooks"]["purge"].values())
+    assert demo["db"].execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 0
+    after = (demo["dir"] / "known_hosts").read_text().splitlines()
+    assert after == demo["known_hosts"]["purge"]
+    # the demo's two VMs were its only entries
+    assert not [line for line in after if line.strip() and not line.startswith("#")], after
     history = [r["to_status"] for r in demo["db"].execute(
         "SELECT to_status FROM events WHERE vm = (SELECT name FROM vms WHERE owner = 'alice') ORDER BY id")]
     assert history == ["installing", "postinstall", "preallocated", "ready", "quarantined", "ready",
@@ -190,7 +214,9 @@ def test_no_secret_in_vvv_output_or_inventories(demo):
             texts[path] = handle.read()
     # really verbose: every command on the controller and every SSH connection is in it
     assert "<127.0.0.1> EXEC" in demo["out"] and "ESTABLISH SSH CONNECTION" in demo["out"]
-    token_hashes = {r[0] for r in demo["db"].execute("SELECT token_hash FROM tokens")}
+    # the purge deleted the tokens: their hashes as the hook saw them before
+    token_hashes = {t["hash"] for vms in demo["hooks"].values() for seen in vms.values()
+                    for t in seen["tokens"]}
     assert len(token_hashes) == 2
     # the detector finds a token wherever a log would put one
     probe = secrets.token_urlsafe(32)

@@ -326,9 +326,10 @@ class Store(RequestsMixin):
                 q.run(f"UPDATE netconfs SET in_use_by = NULL, allocated_at = NULL WHERE {where}", args)
         return names
 
-    def netconfs(self, pool=None, vm=None):
-        """Netconf rows of ``pool`` and/or held by ``vm``."""
-        where, args = [], []
+    def netconfs(self, pool=None, vm=None, in_use=False):
+        """Netconf rows of ``pool`` and/or held by ``vm`` (only those held by a VM when
+        ``in_use``)."""
+        where, args = ["in_use_by IS NOT NULL"] if in_use else [], []
         if pool is not None:
             where.append("pool = ?")
             args.append(pool)
@@ -370,6 +371,14 @@ class Store(RequestsMixin):
                           (self.clock() if now is None else now, token_id))
             return count == 1
 
+    def drop_tokens(self, vm, check=False):
+        """Delete every token row of ``vm``, used or not; return how many there were."""
+        with self._tx(write=not check) as q:
+            count = q.one("SELECT COUNT(*) AS n FROM tokens WHERE vm = ?", (vm,))["n"]
+            if count and not check:
+                q.run("DELETE FROM tokens WHERE vm = ?", (vm,))
+            return int(count)
+
     def put_host_keys(self, vm, keys):
         """Replace the VM's public host keys (dicts: key_type, public_key, fp_sha256, fp_sha1)."""
         with self._tx(write=True) as q:
@@ -378,6 +387,15 @@ class Store(RequestsMixin):
                 q.run("INSERT INTO host_keys (vm, key_type, public_key, fp_sha256, fp_sha1, created_at) "
                       "VALUES (?, ?, ?, ?, ?, ?)", (vm, key["key_type"], key["public_key"],
                                                     key["fp_sha256"], key.get("fp_sha1"), self.clock()))
+
+    def drop_host_keys(self, vm, check=False):
+        """Delete the VM's public host keys; return the key types deleted (or that would be)."""
+        with self._tx(write=not check) as q:
+            types = [r["key_type"] for r in q.all(
+                "SELECT key_type FROM host_keys WHERE vm = ? ORDER BY key_type", (vm,))]
+            if types and not check:
+                q.run("DELETE FROM host_keys WHERE vm = ?", (vm,))
+            return types
 
     def host_keys(self, vm):
         """The VM's public host keys."""

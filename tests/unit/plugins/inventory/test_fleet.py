@@ -328,3 +328,42 @@ def test_request_devices_and_redeploy_groups(plugin_loader, tmp_path):
     assert hostvars["vman_request"] == {"request": "web", "ready": True,
                                         "allocators": ["svc-a", "svc.b"], "redeploy": ["svc.b"]}
     assert hostvars["ansible_host"] == "10.5.0.9"
+
+
+def _trust_all(value, trust):
+    if isinstance(value, dict):
+        return {k: _trust_all(v, trust) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_trust_all(v, trust) for v in value]
+    return trust(value) if isinstance(value, str) else value
+
+
+def test_cache_file_with_trusted_strings_stays_unsafe(plugin_loader, fleet, tmp_path):
+    """Fresh store data holds no trust tag, but a cache file is outside the store: on
+    ansible-core >= 2.19 it persists data tags, so a crafted (or shared, writable) cache could
+    mark a string trusted. Data read back from a cache is wrapped, which drops such tags."""
+    template = pytest.importorskip("ansible.template")
+    if not hasattr(template, "trust_as_template"):
+        pytest.skip("ansible-core < 2.19 marks unsafe values by type, not by tags")
+    from ansible._internal._json._profiles import _cache_persistence
+    dummy, url = fleet
+    cache_dir = tmp_path / "cache"
+    cfg = _write_cfg(tmp_path / "t.fleet.yml", store=url, cache=True,
+                     cache_plugin="ansible.builtin.jsonfile", cache_timeout=3600,
+                     cache_connection=str(cache_dir))
+    fresh = _manager(cfg, cache=False).get_host("acme-corp-web1").get_vars()["vman_spec"]["evil"]
+    assert fresh == EVIL and not template.is_trusted_as_template(fresh)
+    [cache_file] = cache_dir.iterdir()
+    outer = json.loads(cache_file.read_text())
+    payload = json.loads(outer["__payload__"], cls=_cache_persistence.Decoder)
+    payload = _trust_all(payload, template.trust_as_template)
+    outer["__payload__"] = json.dumps(payload, cls=_cache_persistence.Encoder)
+    cache_file.write_text(json.dumps(outer))
+    with open_store(url) as store:
+        store.create_vms([{"name": "late", "org": "acme-corp", "spec": {}}], status=lc.READY)
+    inv = _manager(cfg)
+    assert "acme-corp-late" not in inv.hosts                     # a cache hit
+    web1 = inv.get_host("acme-corp-web1").get_vars()
+    assert web1["vman_spec"]["evil"] == EVIL
+    assert not template.is_trusted_as_template(web1["vman_spec"]["evil"])
+    assert not template.is_trusted_as_template(web1["vman_owner"])

@@ -101,6 +101,24 @@ def test_merge_known_hosts_replaces_in_place_and_is_idempotent():
         "a.example ssh-rsa X\n" + lines[0] + "\n"
 
 
+def test_drop_known_hosts_entries_by_name_and_by_key():
+    existing = ("# comment\nother.example ssh-ed25519 AAAA1\n"
+                f"{HOST},192.0.2.1 ssh-rsa OLD\n192.0.2.1 ssh-ed25519 OLD2\n"
+                "|1|hashed= ssh-ed25519 MINE\nformer.example ssh-rsa MINE2\n"
+                "@cert-authority *.example.org ssh-ed25519 MINE\nlast.example ssh-ed25519 AAAA4")
+    text, removed = sk.drop_known_hosts_entries(existing, [HOST, "192.0.2.1"],
+                                                ["ssh-ed25519 MINE root@x", "ssh-rsa MINE2"])
+    assert removed == [f"{HOST},192.0.2.1 ssh-rsa OLD", "192.0.2.1 ssh-ed25519 OLD2",
+                       "|1|hashed= ssh-ed25519 MINE", "former.example ssh-rsa MINE2"]
+    assert text == ("# comment\nother.example ssh-ed25519 AAAA1\n"
+                    "@cert-authority *.example.org ssh-ed25519 MINE\nlast.example ssh-ed25519 AAAA4\n")
+    # nothing of the VM left: the text comes back as it was (no newline added)
+    assert sk.drop_known_hosts_entries(existing.replace(HOST, "x.example").replace("192.0.2.1", "y"),
+                                       [HOST, "192.0.2.1"], [])[1] == []
+    assert sk.drop_known_hosts_entries("a.example ssh-rsa X", [HOST], []) == ("a.example ssh-rsa X", [])
+    assert sk.drop_known_hosts_entries(f"{HOST} ssh-rsa X\n", [HOST], []) == ("", [f"{HOST} ssh-rsa X"])
+
+
 def _manager(dest, **kw):
     return sk.HostKeys(HOST, dest=str(dest) if dest else None, rsa_bits=2048, **kw)
 
@@ -220,6 +238,12 @@ def test_sshfp_published_by_rfc2136_to_a_real_named(named, tmp_path):
     sha256 = [line for line in lines if line.split(" IN SSHFP ")[1].split()[1] == "2"]
     assert pub.publish(host, sha256)[0] is True
     assert pub.current(host) == {line.split(" IN SSHFP ")[1] for line in sha256}
+    # no record wanted: the RRset is deleted, once
+    assert pub.publish(host, [], check=True)[0] is True and pub.current(host)
+    changed, before = pub.publish(host, [])
+    assert changed and sorted(before) == sorted(pub_text.split(" IN SSHFP ")[1] for pub_text in sha256)
+    assert pub.current(host) == set()
+    assert pub.publish(host, []) == (False, [])
 
 
 @pytest.mark.real
@@ -236,3 +260,44 @@ def test_rfc2136_refused_without_the_right_key(named):
         unsigned.publish(host, [line])
     with pytest.raises(ValidationError, match="not inside zone"):
         unsigned.publish("vm.other.test", [line])
+
+
+def test_forget_known_hosts_files_and_store_then_nothing_left(tmp_path):
+    dest = tmp_path / "keys"
+    keys = _manager(dest).ensure()[0]
+    kh = tmp_path / "known_hosts"
+    # a former address and a hashed entry of the VM, and another host's entry
+    kh.write_text("other.example ssh-ed25519 AAAAC3NzaOTHER\n")
+    sk.update_known_hosts(str(kh), [HOST, "192.0.2.5"], [k["public_key"] for k in keys])
+    sk.update_known_hosts(str(kh), ["198.51.100.9"], [keys[0]["public_key"]])
+    os.chmod(kh, 0o600)
+    url = f"sqlite://{tmp_path}/lc.db"
+    with open_store(url) as store:
+        sk.record_in_store(store, "vm1", keys)
+        sk.record_in_store(store, "vm2", keys[:1])
+        before_text = kh.read_text()
+        removed, before, after = sk.forget("vm1", [HOST], str(kh), str(dest), store, check=True)
+        assert kh.read_text() == before_text == before and dest.is_dir()
+        assert len(store.host_keys("vm1")) == 3
+        assert len(removed["known_hosts"]) == 4 and removed["store"] == ["ecdsa", "ed25519", "rsa"]
+        assert str(dest) in removed["files"] and len(removed["files"]) == 7   # 3 keys x 2 + dir
+        assert after == "other.example ssh-ed25519 AAAAC3NzaOTHER\n"
+        assert sk.forget("vm1", [HOST], str(kh), str(dest), store) == (removed, before, after)
+        assert kh.read_text() == after and stat.S_IMODE(os.stat(kh).st_mode) == 0o600
+        assert not dest.exists() and store.host_keys("vm1") == []
+        assert len(store.host_keys("vm2")) == 1                      # another VM's row stays
+        again = sk.forget("vm1", [HOST], str(kh), str(dest), store)
+        assert not any(again[0].values()) and kh.read_text() == after
+    # ssh-keygen agrees: nothing left for the VM's name nor its former address
+    for name in (HOST, "192.0.2.5", "198.51.100.9"):
+        assert subprocess.run(["ssh-keygen", "-F", name, "-f", str(kh)], capture_output=True,
+                              text=True, check=False).stdout == ""
+
+
+def test_remove_key_files_keeps_a_dest_holding_other_files(tmp_path):
+    dest = tmp_path / "keys"
+    _manager(dest).ensure()
+    (dest / "notes.txt").write_text("mine")
+    removed = sk.remove_key_files(str(dest))
+    assert len(removed) == 6 and sorted(os.listdir(dest)) == ["notes.txt"]
+    assert sk.remove_key_files(str(dest)) == [] and sk.remove_key_files(str(tmp_path / "none")) == []

@@ -237,8 +237,10 @@ def test_netconfs(store):
     a, changed = store.allocate_netconf("prod", "vm", "vm-a")
     assert a["hostname"] == "h1.example" and changed
     assert store.allocate_netconf("prod", "vm", "vm-a") == (a, False)
+    assert [r["hostname"] for r in store.netconfs(in_use=True)] == ["h1.example"]
     store.allocate_netconf("prod", "vm", "vm-b")
     assert store.netconf_stats("prod") == {"vm": {"total": 2, "free": 0}}
+    assert [r["in_use_by"] for r in store.netconfs("prod", in_use=True)] == ["vm-a", "vm-b"]
     with pytest.raises(StateError, match="netconf pool 'prod' has no free 'vm' entry left for VM 'vm-c'"):
         store.allocate_netconf("prod", "vm", "vm-c")
     assert store.release_netconfs("vm-a") == ["h1.example"]
@@ -251,10 +253,20 @@ def test_tokens_and_host_keys(store):
     assert tok["token_hash"] == "sha256:abc" and tok["used_at"] is None
     assert store.use_token(tok["id"]) is True
     assert store.use_token(tok["id"]) is False
+    store.add_token("a", "sha256:def", expires_at=2e9)
+    store.add_token("b", "sha256:other", expires_at=2e9)
+    assert store.drop_tokens("a", check=True) == 2 and len(store.tokens("a")) == 2
+    assert store.drop_tokens("a") == 2 and store.tokens("a") == [] and store.drop_tokens("a") == 0
+    assert [t["token_hash"] for t in store.tokens("b")] == ["sha256:other"]
     keys = [{"key_type": "ed25519", "public_key": "ssh-ed25519 AAAA", "fp_sha256": "SHA256:x"}]
     store.put_host_keys("a", keys)
     store.put_host_keys("a", keys)
     assert store.host_keys("a") == [dict(keys[0], fp_sha1=None)]
+    store.put_host_keys("b", keys)
+    assert store.drop_host_keys("a", check=True) == ["ed25519"] and len(store.host_keys("a")) == 1
+    assert store.drop_host_keys("a") == ["ed25519"]
+    assert store.host_keys("a") == [] and store.drop_host_keys("a") == []
+    assert len(store.host_keys("b")) == 1
 
 
 # ---- concurrency -----------------------------------------------------------------------

@@ -108,3 +108,30 @@ def test_wait_check_mode_does_not_listen(tmp_path):
     assert got["w"]["changed"] and got["w"]["pending"] == ["vm1"]
     assert got["strict"]["failed"] and "vm1" in got["strict"]["msg"]
     assert time.monotonic() - started < 60
+
+
+def test_revoked_deletes_every_token_of_the_vm_only(tmp_path):
+    url = f"sqlite://{tmp_path}/lc.db"
+    with open_store(url) as s:
+        s.create_vms([{"name": n, "spec": {}} for n in ("vm1", "vm2")])
+        s.add_token("vm1", "hash-used", 2e9)
+        s.add_token("vm1", "hash-fresh", 2e9)
+        s.add_token("vm2", "hash-other", 2e9)
+        s.use_token(s.tokens("vm1")[0]["id"])
+    revoke = {"state": "revoked", "vm": "vm1", "store": url}
+    got, _out = run_play(tmp_path, [
+        {"vman.lifecycle.install_callback": revoke, "register": "dry"},
+    ], check=True, name="dry")
+    assert got["dry"]["changed"] is True and got["dry"]["revoked"] == 2
+    with open_store(url) as s:
+        assert len(s.tokens("vm1")) == 2
+    got, _out = run_play(tmp_path, [
+        {"vman.lifecycle.install_callback": revoke, "register": "first"},
+        {"vman.lifecycle.install_callback": revoke, "register": "second"},
+        {"vman.lifecycle.install_callback": {"state": "revoked", "store": url}, "register": "novm"},
+    ], name="revoke")
+    assert got["first"]["changed"] is True and got["first"]["revoked"] == 2
+    assert got["second"]["changed"] is False and got["second"]["revoked"] == 0
+    assert got["novm"]["failed"] and "vm" in got["novm"]["msg"]
+    with open_store(url) as s:
+        assert s.tokens("vm1") == [] and [t["token_hash"] for t in s.tokens("vm2")] == ["hash-other"]

@@ -67,6 +67,56 @@ def test_check_then_generate_then_idempotent(tmp_path):
         {k["type"]: k["fingerprint_sha256"] for k in first["keys"]}
 
 
+def test_absent_forgets_known_hosts_store_and_files_check_mode_and_idempotent(tmp_path):
+    kh = tmp_path / "known_hosts"
+    kh.write_text("other.example ssh-ed25519 AAAAC3NzaOTHER\n")
+    got, _out = run_play(tmp_path, [
+        {"vman.lifecycle.ssh_host_keys": _task(tmp_path), "register": "made"},
+        # the store's keys also find an entry under an address the VM had before
+        {"vman.lifecycle.ssh_host_keys": _task(tmp_path, ip=["198.51.100.9"], dest=None,
+                                               hostname="old.example.org", record_in_store=False,
+                                               return_private=True),
+         "no_log": True, "register": "unrelated"},
+    ], name="made")
+    with_vm = kh.read_text()
+    assert len(with_vm.splitlines()) == 7 and (tmp_path / "keys").is_dir()
+    absent = _task(tmp_path, state="absent", hostname=None, ip=None, rsa_bits=None)
+    # an entry of the VM's key under a former address (written by hand here)
+    rsa = next(k["public_key"] for k in got["made"]["keys"] if k["type"] == "rsa")
+    kh.write_text(with_vm + "198.51.100.77 " + " ".join(rsa.split()[:2]) + "\n")
+    got, _out = run_play(tmp_path, [
+        {"vman.lifecycle.ssh_host_keys": absent, "register": "dry"},
+    ], check=True, diff=True, name="dry")
+    dry = got["dry"]
+    assert dry["changed"] is True and len(dry["removed"]["known_hosts"]) == 4
+    assert dry["removed"]["store"] == ["ecdsa", "ed25519", "rsa"] and len(dry["removed"]["files"]) == 7
+    assert "198.51.100.77" in dry["diff"]["before"] and "198.51.100.77" not in dry["diff"]["after"]
+    assert (tmp_path / "keys").is_dir() and "198.51.100.77" in kh.read_text()
+    with open_store(f"sqlite://{tmp_path}/lc.db") as store:
+        assert len(store.host_keys("vm1")) == 3
+    got, _out = run_play(tmp_path, [
+        {"vman.lifecycle.ssh_host_keys": absent, "register": "first"},
+        {"vman.lifecycle.ssh_host_keys": absent, "register": "second"},
+    ], name="absent")
+    assert got["first"]["changed"] is True and got["first"]["removed"] == dry["removed"]
+    assert got["second"]["changed"] is False
+    assert not any(got["second"]["removed"].values())
+    assert not (tmp_path / "keys").exists()
+    left = kh.read_text().splitlines()
+    # what is left: the other host and the unrelated key under old.example.org (not the VM's)
+    assert left[0] == "other.example ssh-ed25519 AAAAC3NzaOTHER"
+    assert len(left) == 4 and all(line.startswith("old.example.org,198.51.100.9 ") for line in left[1:])
+    with open_store(f"sqlite://{tmp_path}/lc.db") as store:
+        assert store.host_keys("vm1") == []
+    got, _out = run_play(tmp_path, [
+        {"vman.lifecycle.ssh_host_keys": dict(absent, dns_server="127.0.0.1", dns_zone="example.org"),
+         "register": "nohost"},
+        {"vman.lifecycle.ssh_host_keys": _task(tmp_path, hostname=None), "register": "present"},
+    ], name="bad")
+    assert got["nohost"]["failed"] and "hostname" in got["nohost"]["msg"]
+    assert got["present"]["failed"] and "hostname" in got["present"]["msg"]
+
+
 def test_return_private_needs_no_log_and_never_reaches_the_output(tmp_path):
     args = _task(tmp_path, dest=None, known_hosts=None, record_in_store=False, store=None,
                  return_private=True, key_types=["ed25519", "dsa"])
@@ -125,5 +175,11 @@ def test_publishes_sshfp_to_a_real_named(tmp_path):
         assert len(second["dns_before"]) == 3
         assert got["wrong"]["failed"] and "SSHFP" in got["wrong"]["msg"]
         assert secret not in out
+        got, out = run_play(tmp_path, [
+            {"vman.lifecycle.ssh_host_keys": dict(args, state="absent"), "register": "gone"},
+            {"vman.lifecycle.ssh_host_keys": dict(args, state="absent"), "register": "again"},
+        ], name="gone")
+        assert got["gone"]["changed"] and sorted(got["gone"]["removed"]["dns"]) == sorted(second["dns_before"])
+        assert got["again"]["changed"] is False and got["again"]["removed"]["dns"] == []
     finally:
         _named.stop_named(proc)
