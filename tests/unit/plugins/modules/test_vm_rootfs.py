@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 """vm_rootfs run by ansible-playbook: check mode and diff on a temporary directory, and (marked
-real) a real ``debootstrap --unpack-tarball`` install from the cached tarball on this machine."""
+real) a real ``debootstrap --unpack-tarball`` install from the cached tarball on this machine, and
+an install from a cached root image with the real tar, chroot and ssh-keygen."""
 
 from __future__ import annotations
 
@@ -48,9 +49,9 @@ def test_check_mode_diff_and_bad_input(tmp_path):
 @pytest.mark.real
 @pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap needs root")
 def test_real_unpack_tarball_install_then_idempotent(tmp_path):
-    script = os.path.join(ROOT, "tests", "testbed", "debootstrap-tarball.sh")
+    script = os.path.join(ROOT, "tests", "testbed", "debian-cache.sh")
     mapped = ",".join("python3" if p == "python" else p for p in PACKAGES)
-    tarball = subprocess.run(["bash", script, "bookworm", "minbase", mapped], check=True,
+    tarball = subprocess.run(["bash", script, "tarball", "bookworm", "minbase", mapped], check=True,
                              capture_output=True, text=True, timeout=1800).stdout.strip()
     vm = _vm(tmp_path)
     try:
@@ -74,4 +75,37 @@ def test_real_unpack_tarball_install_then_idempotent(tmp_path):
             path = tmp_path / "roots" / "web01" / sub
             if os.path.ismount(path):
                 subprocess.run(["umount", "-l", str(path)], check=False)
+        shutil.rmtree(tmp_path / "roots", ignore_errors=True)
+
+
+@pytest.mark.real
+@pytest.mark.skipif(os.geteuid() != 0, reason="extracting owners and chroot need root")
+def test_real_image_install_own_host_keys(tmp_path):
+    """The image option with the real tar, chroot, useradd and ssh-keygen -A of the root."""
+    script = os.path.join(ROOT, "tests", "testbed", "debian-cache.sh")
+    mapped = ",".join("python3" if p == "python" else p for p in PACKAGES)
+    image = subprocess.run(["bash", script, "rootfs", "bookworm", "minbase", mapped], check=True,
+                           capture_output=True, text=True, timeout=1800).stdout.strip()
+    first = _vm(tmp_path)
+    second = _vm(tmp_path, name="web02", root_path=str(tmp_path / "roots" / "web02"))
+    try:
+        got, dummy = run_play(tmp_path, [
+            _task(tmp_path, "first", [first, second], image=image, new_vms=["t-web01", "t-web02"]),
+            _task(tmp_path, "again", [first, second], image=image, new_vms=["t-web01", "t-web02"]),
+        ])
+        assert got["first"]["changed"] and not got["first"].get("failed"), got["first"]
+        assert [v["source"] for v in got["first"]["vms"]] == [f"image {os.path.basename(image)}"] * 2
+        assert not got["again"]["changed"]
+        keys = []
+        for name in ("web01", "web02"):
+            root = tmp_path / "roots" / name
+            assert (root / "usr/sbin/sshd").exists() and "ansible:" in (root / "etc/passwd").read_text()
+            assert (root / "home/ansible/.ssh/authorized_keys").read_text() == KEY + "\n"
+            private = root / "etc/ssh/ssh_host_ed25519_key"
+            assert oct(private.stat().st_mode & 0o777) == "0o600"
+            keys.append((root / "etc/ssh/ssh_host_ed25519_key.pub").read_text())
+            assert (root / "etc/hostname").read_text() == f"{name}\n"
+        # each root has host keys of its own
+        assert keys[0] != keys[1]
+    finally:
         shutil.rmtree(tmp_path / "roots", ignore_errors=True)
