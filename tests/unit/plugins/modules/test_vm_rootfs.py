@@ -31,6 +31,14 @@ def _task(tmp_path, register, vms, **extra):
     return {"vman.lifecycle.vm_rootfs": args, "register": register}
 
 
+def _cached(kind):
+    """Path of the debootstrap tarball or root image tests/testbed/debian-cache.sh keeps."""
+    script = os.path.join(ROOT, "tests", "testbed", "debian-cache.sh")
+    mapped = ",".join("python3" if p == "python" else p for p in PACKAGES)
+    return subprocess.run(["bash", script, kind, "bookworm", "minbase", mapped], check=True,
+                          capture_output=True, text=True, timeout=1800).stdout.strip()
+
+
 def test_check_mode_diff_and_bad_input(tmp_path):
     got, out = run_play(tmp_path, [
         _task(tmp_path, "check", [_vm(tmp_path)]),
@@ -49,10 +57,7 @@ def test_check_mode_diff_and_bad_input(tmp_path):
 @pytest.mark.real
 @pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap needs root")
 def test_real_unpack_tarball_install_then_idempotent(tmp_path):
-    script = os.path.join(ROOT, "tests", "testbed", "debian-cache.sh")
-    mapped = ",".join("python3" if p == "python" else p for p in PACKAGES)
-    tarball = subprocess.run(["bash", script, "tarball", "bookworm", "minbase", mapped], check=True,
-                             capture_output=True, text=True, timeout=1800).stdout.strip()
+    tarball = _cached("tarball")
     vm = _vm(tmp_path)
     try:
         got, dummy = run_play(tmp_path, [
@@ -82,10 +87,7 @@ def test_real_unpack_tarball_install_then_idempotent(tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="extracting owners and chroot need root")
 def test_real_image_install_own_host_keys(tmp_path):
     """The image option with the real tar, chroot, useradd and ssh-keygen -A of the root."""
-    script = os.path.join(ROOT, "tests", "testbed", "debian-cache.sh")
-    mapped = ",".join("python3" if p == "python" else p for p in PACKAGES)
-    image = subprocess.run(["bash", script, "rootfs", "bookworm", "minbase", mapped], check=True,
-                           capture_output=True, text=True, timeout=1800).stdout.strip()
+    image = _cached("rootfs")
     first = _vm(tmp_path)
     second = _vm(tmp_path, name="web02", root_path=str(tmp_path / "roots" / "web02"))
     try:
