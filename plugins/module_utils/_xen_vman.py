@@ -112,13 +112,21 @@ def _with_bridge(vm: Mapping, bridge: str | None) -> dict:
     return vm
 
 
+#: beside a new VM's xl.cfg until its root is installed (see :func:`plan`)
+PENDING_SUFFIX = ".install-pending"
+
+
 def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mnt/vms",
          build_initrds=True) -> dict:
     """Everything the role's tasks need, computed once.
 
     - ``domain_vms``: the VM dicts for ``xen_domain`` (lazy bridge filled in, ``root_path``
       removed, a VM still to be installed never started by the first call);
-    - ``new``: ``<org>-<name>`` of VMs without a config file among ``existing_configs``;
+    - ``new``: ``<org>-<name>`` of VMs without a config file among ``existing_configs``, or
+      with a ``<org>-<name>.install-pending`` file there (a run that wrote the config but
+      failed before the root was installed);
+    - ``pending``: the new VMs about to be installed: the role writes their
+      ``.install-pending`` file before their config and removes it once the root is installed;
     - ``install_vms``: VMs ``vm_rootfs`` has to look at (new with ``auto_install``, or
       ``reinstall``), iSCSI ones with ``root_path`` at their ``vm_mount@`` mount point;
     - ``iscsi_vms``: iSCSI-root VMs (all, for ``iscsi_root``); ``mount``: install VMs whose
@@ -128,8 +136,8 @@ def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mn
       and ``vm_mount@`` read (``<org>-<name>.iscsi``, ``<org>-<name>.root``);
     - ``packages``: Debian packages the host needs.
 
-    ``existing_configs`` are paths (or ``find`` results with ``path``) of the xl.cfg files
-    present before this run; ``lazy`` is :func:`lazy_bridges`' output.
+    ``existing_configs`` are paths (or ``find`` results with ``path``) of the xl.cfg and
+    ``.install-pending`` files present before this run; ``lazy`` is :func:`lazy_bridges`' output.
     """
     if vms is None:
         vms = []
@@ -138,11 +146,11 @@ def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mn
     existing = {os.path.basename(str(p.get("path") if isinstance(p, Mapping) else p))
                 for p in existing_configs or ()}
     out = {"domain_vms": [], "new": [], "install_vms": [], "iscsi_vms": [], "mount": [],
-           "stop": [], "start_vms": [], "markers": []}
+           "stop": [], "start_vms": [], "markers": [], "pending": []}
     for vm, spec in zip(vms, specs):
         name = spec.full_name
         domain_vm = _with_bridge(vm, bridges.get(name))
-        is_new = f"{name}.cfg" not in existing
+        is_new = f"{name}.cfg" not in existing or f"{name}{PENDING_SUFFIX}" in existing
         if is_new:
             out["new"].append(name)
         iscsi = spec.storage_type == "iscsi" and not spec.manual_root_disk
@@ -160,6 +168,8 @@ def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mn
                 install_vm["root_path"] = f"{mount_base.rstrip('/')}/{name}"
                 out["mount"].append(name)
             out["install_vms"].append(install_vm)
+            if is_new:
+                out["pending"].append(name)
             if spec.reinstall and not is_new:
                 out["stop"].append(name)
             if spec.boot_after_creation and spec.state in (None, "present", "running"):

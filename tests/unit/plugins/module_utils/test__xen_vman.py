@@ -91,6 +91,20 @@ def test_plan_second_run_does_nothing():
     assert plan["packages"] == ["debootstrap", "python3-netaddr"]
 
 
+def test_plan_config_without_an_installed_root_is_still_new():
+    """A run that wrote t-a.cfg but failed before the install left t-a.install-pending."""
+    vms = [vm("a"), vm("b"), vm("c")]
+    plan = _xen_vman.plan(vms, _xen_vman.role_defaults(ROLE_VARS),
+                          ["/etc/xen/vms/t-a.cfg", "/etc/xen/vms/t-a.install-pending", "/etc/xen/vms/t-b.cfg"],
+                          build_initrds=False)
+    assert plan["new"] == ["t-a", "t-c"] and plan["pending"] == ["t-a", "t-c"]
+    assert [v["name"] for v in plan["install_vms"]] == ["a", "c"]
+    # auto_install false: new, but nothing to install, so nothing pending
+    plan = _xen_vman.plan([vm("d", auto_install=False)], _xen_vman.role_defaults(ROLE_VARS), [],
+                          build_initrds=False)
+    assert plan["new"] == ["t-d"] and plan["pending"] == [] and plan["install_vms"] == []
+
+
 def test_plan_lazy_bridge_only_where_no_bridge():
     vms = [vm("a", interfaces=[{"ip": "10.200.0.5"}, {"bridge": "own"}]), vm("b")]
     plan = _xen_vman.plan(vms, _xen_vman.role_defaults(ROLE_VARS), [], lazy={"t-a": "br-a"})
