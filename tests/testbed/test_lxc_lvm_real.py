@@ -16,6 +16,10 @@ Proven: ``lvm`` (clone of a dir origin into a new LV of the profile's size) and
 show up in ``lvs`` with the profile's size, report changed=false on a second run; absent keeps
 the LV unless ``remove_volume`` (and removes it when asked); a missing volume group and a kept
 LV in the way of a new container fail with the module's clear errors.
+
+Opt-in (``VMAN_XEN_LXC_LVM=1``, ``make xen-lxc-lvm``, e.g. as ``XEN_STAGES=xen-lxc-lvm`` of
+``make real-xen``): under TCG on this shared machine the file takes about 14 min with the
+packages and the template cache already in the dom0, beyond the budget of ``make test``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ import pytest
 
 from xen_play import play
 
-pytestmark = pytest.mark.real
+pytestmark = [pytest.mark.real,
+              pytest.mark.skipif(not os.environ.get("VMAN_XEN_LXC_LVM"),
+                                 reason="opt-in: VMAN_XEN_LXC_LVM=1 (make xen-lxc-lvm)")]
 
 VG = "lxc"                                   # the module's default vg_name
 BACKING = "/var/tmp/vman-lxc-lvm-pv.img"      # sparse file behind the loop device
@@ -291,5 +297,5 @@ def test_lvm_scratch_runs_and_goes_with_its_volume_when_asked(lvm_host, tmp_path
     gone = _ok(res["gone"])
     assert gone["changed"] and "kept_volume" not in gone
     assert _state(tb, SCRATCH) is None and _lv_bytes(tb, SCRATCH) is None
-    assert tb.ssh(["lvs", "--noheadings", "-o", "lv_name", VG]).stdout.split() == []
+    assert tb.ssh(["lvs", "--noheadings", "-o", "lv_name", VG]).stdout.split() == [ORIGIN]
 
