@@ -134,7 +134,7 @@ options:
         only lvm roots into LVM and puts the clone next to its origin); other origins are
         refused before anything is made. Use V(lvm-scratch) to start from a template instead.
       - A new V(lvm) or V(lvm-scratch) container needs its volume name (the container name) free
-        in O(vg_name): a volume kept by an earlier destroy (see O(remove_volume)) is refused.
+        in O(vg_name); a volume kept by an earlier destroy (see O(remove_volume)) is refused.
     type: str
     choices: [lvm, lvm-scratch, dir, dir-scratch, overlayfs, overlayfs-scratch, btrfs, btrfs-scratch, zfs, zfs-scratch]
     default: lvm

@@ -298,4 +298,3 @@ def test_lvm_scratch_runs_and_goes_with_its_volume_when_asked(lvm_host, tmp_path
     assert gone["changed"] and "kept_volume" not in gone
     assert _state(tb, SCRATCH) is None and _lv_bytes(tb, SCRATCH) is None
     assert tb.ssh(["lvs", "--noheadings", "-o", "lv_name", VG]).stdout.split() == [ORIGIN]
-
