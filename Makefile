@@ -85,7 +85,8 @@ xen-pytest:
 
 # Opt-in XEN_STAGE (not in the default): lxc_guest's lvm and lvm-scratch on real LVM (a loop-device
 # volume group) inside the Xen testbed's dom0, since this kernel has no device-mapper.
-# TCG on a loaded 2-core machine: ~14 min with packages and template cache in the dom0.
+# Measured under TCG on the shared 2-core machine, testbed already up: warm 11 min 42 s (packages
+# and template cache in the dom0), cold 18 min 33 s (apt-get 6.4 min, cache copy-in 40 s).
 xen-lxc-lvm:
 	VMAN_XEN_LXC_LVM=1 $(PYTEST) -q -s -m real tests/testbed/test_lxc_lvm_real.py
 
