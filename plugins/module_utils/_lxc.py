@@ -11,6 +11,7 @@ without LXC; :class:`LxcBackend` wraps the ``lxc-*`` commands through the argv-o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ import re
 import secrets
 import socket
 import string
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -496,6 +498,8 @@ def _lxc_formats():
         "running": fmt_flag("--running"),
         "clear_env": fmt_flag("--clear-env"),
         "setvar": fmt_opt("--set-var"),
+        "logfile": fmt_opt("-o"),
+        "logpriority": fmt_opt("-l"),
         "sep": fmt_positional(),
         "args": fmt_positional(),
     }
@@ -505,6 +509,10 @@ class LxcBackend:
     """The ``lxc-*`` commands for containers under one lxcpath (run on the LXC host)."""
 
     ATTACH_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    #: lxc-create/-copy/-destroy log nowhere by default and fail with an empty stderr: their
+    #: errors go to stderr, so a failure says why (lxc-start forks a monitor that would keep
+    #: stderr open, so it keeps its default).
+    LOG = {"logpriority": "ERROR", "logfile": "/dev/stderr"}
 
     def __init__(self, lxcpath="/var/lib/lxc", executor=None, timeout=600):
         self.lxcpath = str(lxcpath)
@@ -517,6 +525,12 @@ class LxcBackend:
                                 "lxc-info", "lxc-ls", "lxc-wait", "lxc-attach")}
         self._vgs = Runner.for_binary("vgs", {"opts": fmt_positional(), "vg": fmt_positional()},
                                       **kwargs)
+        self._lvs = Runner.for_binary("lvs", {"opts": fmt_positional(), "lv": fmt_positional()},
+                                      **kwargs)
+        self._mount = Runner.for_binary("mount", {"opts": fmt_positional(),
+                                                  "device": fmt_positional(),
+                                                  "path": fmt_positional()}, **kwargs)
+        self._umount = Runner.for_binary("umount", {"path": fmt_positional()}, **kwargs)
         self._stat = Runner.for_binary("stat", {"opts": fmt_positional(),
                                                 "path": fmt_positional()}, **kwargs)
         self._zfs = Runner.for_binary("zfs", {"opts": fmt_positional()}, **kwargs)
@@ -568,6 +582,42 @@ class LxcBackend:
         except CommandError as exc:
             raise StateError(f"LVM volume group {vg!r} is not usable: {exc}") from None
 
+    def lv_exists(self, vg, lv) -> bool:
+        """Whether the logical volume ``vg/lv`` exists (``lvs`` answers for it)."""
+        res = self._lvs(["opts", "lv"], opts=["--noheadings", "-o", "lv_name"],
+                        lv=f"{validate_vg(vg)}/{validate_name(lv)}", check=False)
+        return res.rc == 0 and res.stdout.strip() == lv
+
+    def volume_vg(self, name):
+        """The volume group of an lvm container's root, or None for other backings."""
+        parts = (self.rootfs_volume(name) or "").split("/")
+        return parts[2] if len(parts) == 4 and parts[:2] == ["", "dev"] else None
+
+    @contextlib.contextmanager
+    def mounted_rootfs(self, name):
+        """The guest's files as a host directory for the ``with`` block, or None.
+
+        dir, btrfs and overlay roots are directories already (:meth:`rootfs_dir`); an lvm root
+        of a stopped container is mounted on a private temporary directory and unmounted at
+        the end. zfs datasets are left alone (None).
+        """
+        root = self.rootfs_dir(name)
+        volume = None if root else self.rootfs_volume(name)
+        if root or not volume:
+            yield root
+            return
+        mountpoint = tempfile.mkdtemp(prefix="vman-lxc-rootfs-")
+        try:
+            self._mount(["opts", "device", "path"], opts=["-o", "nosuid,nodev"], device=volume,
+                        path=mountpoint)
+            try:
+                yield mountpoint
+            finally:
+                self._umount(["path"], path=mountpoint)
+        finally:
+            with contextlib.suppress(OSError):     # still busy when umount failed
+                os.rmdir(mountpoint)
+
     def rootfs_volume(self, name):
         """The LVM volume of a container's root (``/dev/<vg>/<lv>``), or None for other backings."""
         value = config_value(self.read_config(name), "lxc.rootfs.path") or ""
@@ -611,8 +661,8 @@ class LxcBackend:
     # -- acting
     def create(self, name, template, backing="dir", vg=None, fssize=None, template_options=()):
         """lxc-create from a template (``-- template_options`` are the template's own)."""
-        order = ["lxcpath", "name", "template", "bdev"]
-        values = dict(lxcpath=self.lxcpath, name=validate_name(name),
+        order = ["lxcpath", "logpriority", "logfile", "name", "template", "bdev"]
+        values = dict(self.LOG, lxcpath=self.lxcpath, name=validate_name(name),
                       template=validate_template(template), bdev=_LXC_BDEV[backing])
         if backing == "lvm":
             order += ["vgname", "fssize"]
@@ -624,8 +674,8 @@ class LxcBackend:
 
     def clone(self, origin, name, backing="dir", snapshot=False, fssize=None):
         """lxc-copy of a stopped ``origin``; overlayfs clones are always snapshots."""
-        order = ["lxcpath", "name", "newname", "bdev", "snapshot"]
-        values = dict(lxcpath=self.lxcpath, name=validate_name(origin),
+        order = ["lxcpath", "logpriority", "logfile", "name", "newname", "bdev", "snapshot"]
+        values = dict(self.LOG, lxcpath=self.lxcpath, name=validate_name(origin),
                       newname=validate_name(name), bdev=_LXC_BDEV[backing],
                       snapshot=snapshot or backing == "overlayfs")
         if backing == "lvm" and fssize and not values["snapshot"]:
@@ -646,8 +696,9 @@ class LxcBackend:
 
     def destroy(self, name):
         """lxc-destroy (``-f`` stops it first when running)."""
-        self._tool["lxc-destroy"](["lxcpath", "name", "force"], lxcpath=self.lxcpath,
-                                  name=validate_name(name), force=True)
+        self._tool["lxc-destroy"](["lxcpath", "logpriority", "logfile", "name", "force"],
+                                  lxcpath=self.lxcpath, name=validate_name(name), force=True,
+                                  **self.LOG)
 
     def attach(self, name, argv, data=None, secrets=(), check=True, timeout=120):
         """Run ``argv`` inside the running container with a clean environment."""
@@ -662,7 +713,7 @@ class LxcBackend:
         """The host directory the guest's files are written to before first boot, or None.
 
         dir and btrfs: the rootfs itself; overlay: the upper (delta) directory. Block devices
-        (lvm) and zfs datasets are not mounted by this collection: None.
+        (lvm, see :meth:`mounted_rootfs`) and zfs datasets: None.
         """
         value = config_value(self.read_config(name), "lxc.rootfs.path") or ""
         kind, sep, rest = value.partition(":")
@@ -862,7 +913,7 @@ class LxcGuestManager:
         self.start_timeout = start_timeout
         self.return_passwords = return_passwords
         self.remove_volume = remove_volume
-        self._vg_checked = False
+        self._vg_checked = set()
         self._backing_checked = set()
 
     # -- resolution of ip / mac / password
@@ -1005,12 +1056,35 @@ class LxcGuestManager:
                 "before": {"state": (before_state or "absent").lower()}, "after": {"state": "absent"}}
         return result, diff
 
+    def _check_lvm(self, spec):
+        """The volume group exists, holds the new root, and the LV name in it is free."""
+        be = self.backend
+        if self.vg_name not in self._vg_checked:
+            be.check_vg(self.vg_name)
+            self._vg_checked.add(self.vg_name)
+        if not spec.ptype.scratch and be.exists(spec.from_container):
+            # lxc-copy -B lvm (lxc 5) only copies lvm roots: from a dir root it never creates
+            # the volume and fails mounting it. The clone goes next to the origin's volume.
+            vg = be.volume_vg(spec.from_container)
+            if vg is None:
+                raise ValidationError(spec.name, "from_container", spec.from_container,
+                                      "is not an lvm container; lxc-copy clones only lvm roots "
+                                      "into LVM (use an lvm origin, or profile_type lvm-scratch)")
+            if vg != self.vg_name:
+                raise ValidationError(spec.name, "vg_name", self.vg_name,
+                                      f"the clone would go to volume group {vg!r}, the one of "
+                                      f"{spec.from_container!r} (lxc-copy has no volume group "
+                                      f"option)")
+        if be.lv_exists(self.vg_name, spec.name):
+            raise StateError(f"{spec.name}: LVM volume {self.vg_name}/{spec.name} already "
+                             f"exists (kept by an earlier destroy?); remove it with lvremove, "
+                             f"or name the container differently")
+
     def _create(self, spec, actions):
         backing = spec.ptype.backing
         fssize = lxc_fssize(spec.size) if spec.size else None
-        if backing == "lvm" and not self._vg_checked:
-            self.backend.check_vg(self.vg_name)
-            self._vg_checked = True
+        if backing == "lvm":
+            self._check_lvm(spec)
         if backing in ("btrfs", "zfs") and backing not in self._backing_checked:
             self.backend.check_backing(backing)
             self._backing_checked.add(backing)
@@ -1041,14 +1115,14 @@ class LxcGuestManager:
                                 spec.template_options)
 
     def _prepare_rootfs(self, spec, actions, warnings):
-        root = self.backend.rootfs_dir(spec.name)
-        if root is None:
-            warnings.append(f"{spec.name}: rootfs not reachable as a directory; eth0 and "
-                            "resolv.conf inside the guest were left as they are")
-            return
-        safe_write(root, "etc/network/interfaces", INTERFACES)
-        if spec.dnsservers:
-            safe_write(root, "etc/resolv.conf", render_resolv_conf(spec.dnsservers))
+        with self.backend.mounted_rootfs(spec.name) as root:
+            if root is None:
+                warnings.append(f"{spec.name}: rootfs not reachable as a directory; eth0 and "
+                                "resolv.conf inside the guest were left as they are")
+                return
+            safe_write(root, "etc/network/interfaces", INTERFACES)
+            if spec.dnsservers:
+                safe_write(root, "etc/resolv.conf", render_resolv_conf(spec.dnsservers))
         actions.append("prepare rootfs network")
 
     def _guest_setup(self, spec, actions):

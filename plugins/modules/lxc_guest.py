@@ -21,7 +21,8 @@ description:
     the lowest free host addresses of O(network) (neither the gateway nor used by another
     container of the host); a full network is an error naming it.
   - Network settings go to the container's lxc config (C(lxc.net.0.*)); the guest's C(eth0)
-    is set to C(manual) in its rootfs when it is created, so the guest does not run DHCP.
+    is set to C(manual) in its rootfs when it is created, so the guest does not run DHCP (an
+    LVM root is mounted for that on a private temporary directory, then unmounted).
   - Password, O(users) and O(ssh_keys) are applied inside the running container with
     C(lxc-attach) (C(useradd), C(chpasswd), C(authorized_keys)) the first time it runs and
     whenever they change.
@@ -129,6 +130,11 @@ options:
       - V(lvm) (the production default of the seed) needs the volume group O(vg_name), checked
         before use. V(btrfs) needs O(lxc_path) on a btrfs filesystem and V(zfs) a host with ZFS;
         both are checked before the first create and refused with a clear error otherwise.
+      - An V(lvm) clone needs an lvm origin whose volume is in O(vg_name) (C(lxc-copy) copies
+        only lvm roots into LVM and puts the clone next to its origin); other origins are
+        refused before anything is made. Use V(lvm-scratch) to start from a template instead.
+      - A new V(lvm) or V(lvm-scratch) container needs its volume name (the container name) free
+        in O(vg_name); a volume kept by an earlier destroy (see O(remove_volume)) is refused.
     type: str
     choices: [lvm, lvm-scratch, dir, dir-scratch, overlayfs, overlayfs-scratch, btrfs, btrfs-scratch, zfs, zfs-scratch]
     default: lvm
@@ -206,7 +212,9 @@ options:
         the host's FQDN when not given. Usually C({{ inventory_hostname }}).
     type: str
   vg_name:
-    description: LVM volume group of V(lvm) backings.
+    description:
+      - LVM volume group of V(lvm) backings; V(lvm-scratch) creates the volume there, V(lvm)
+        clones need their origin's volume there.
     type: str
     default: lxc
   production:

@@ -419,6 +419,91 @@ def test_destroy_keeps_the_lvm_volume_unless_asked(tmp_path):
     assert "lxc.rootfs.path = lvm:/dev/lxc/db1.test.com" in tools.config_at_destroy
 
 
+class FakeLvmTools(FakeLxcTools):
+    """Fake executor with LVM: volume groups and volumes, lxc-copy writing the clone's config,
+    mount/umount recording what was written into the mounted root."""
+
+    def __init__(self, lxcpath, vgs=("lxc",), lvs=()):
+        super().__init__()
+        self.lxcpath, self.vgs, self.lvs = lxcpath, set(vgs), set(lvs)
+        self.mounted, self.written = {}, {}
+
+    def __call__(self, argv, timeout=None, check=True, data=None, secrets=()):
+        from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Result
+        from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError
+        tool = os.path.basename(argv[0])
+        if tool == "vgs":
+            self.calls.append([tool] + list(argv[1:]))
+            if argv[-1] not in self.vgs:
+                raise CommandError(argv, 5, "", f'  Volume group "{argv[-1]}" not found')
+            return Result(argv, 0, f"  {argv[-1]}\n", "")
+        if tool == "lvs":
+            self.calls.append([tool] + list(argv[1:]))
+            found = argv[-1] in self.lvs
+            return Result(argv, 0 if found else 5, f"  {argv[-1].split('/')[1]}\n" if found else "", "")
+        if tool == "lxc-copy":
+            new = argv[argv.index("-N") + 1]
+            (self.lxcpath / new).mkdir()
+            (self.lxcpath / new / "config").write_text(
+                f"lxc.rootfs.path = lvm:/dev/lxc/{new}\nlxc.uts.name = {new}\n")
+        if tool == "mount":
+            self.mounted[argv[-1]] = argv[-2]
+        if tool == "umount":
+            device = self.mounted.pop(argv[-1])
+            for root, _dirs, files in os.walk(argv[-1], topdown=False):
+                for name in files:
+                    path = os.path.join(root, name)
+                    self.written[(device, os.path.relpath(path, argv[-1]))] = open(path).read()
+                    os.unlink(path)
+                for name in _dirs:
+                    os.rmdir(os.path.join(root, name))
+        return super().__call__(argv, timeout, check, data, secrets)
+
+
+def _lvm_host(tmp_path, origin_root="lvm:/dev/lxc/base", **kwargs):
+    lxcpath = tmp_path / "lxc"
+    (lxcpath / "base").mkdir(parents=True)
+    (lxcpath / "base" / "config").write_text(f"lxc.rootfs.path = {origin_root}\n")
+    tools = FakeLvmTools(lxcpath, **kwargs)
+    mgr = _lxc.LxcGuestManager(_lxc.LxcBackend(lxcpath, executor=tools),
+                               _lxc.SettingsStore(tmp_path / "settings"), host_id="h")
+    return mgr, tools
+
+
+def test_lvm_clone_sized_logged_and_its_root_prepared_through_a_mount(tmp_path):
+    mgr, tools = _lvm_host(tmp_path)
+    results, _d, changed = mgr.converge([_spec(profile_type="lvm", profile="xxxsmall",
+                                               state="present")])
+    assert changed and results[0]["actions"][:3] == [
+        "clone base (lvm)", "write config", "prepare rootfs network"]
+    copy = next(c for c in tools.calls if c[0] == "lxc-copy")
+    assert copy[1:] == ["-P", str(tmp_path / "lxc"), "-l", "ERROR", "-o", "/dev/stderr", "-n",
+                        "base", "-N", "web1.test.com", "-B", "lvm", "-L", "500M"]
+    mount = next(c for c in tools.calls if c[0] == "mount")
+    assert mount[1:4] == ["-o", "nosuid,nodev", "/dev/lxc/web1.test.com"]
+    assert ["umount", mount[4]] in tools.calls and not os.path.exists(mount[4])
+    assert tools.written == {("/dev/lxc/web1.test.com", "etc/network/interfaces"): _lxc.INTERFACES}
+    assert "warnings" not in results[0]
+
+
+@pytest.mark.parametrize("kwargs, entry, error, match", [
+    ({"vgs": ()}, {}, StateError, "LVM volume group 'lxc' is not usable: .*not found"),
+    ({"origin_root": "dir:/var/lib/lxc/base/rootfs"}, {}, ValidationError,
+     "field 'from_container' = 'base': is not an lvm container; lxc-copy clones only lvm roots"),
+    ({"origin_root": "lvm:/dev/vg0/base", "vgs": ("lxc", "vg0")}, {}, ValidationError,
+     "field 'vg_name' = 'lxc': the clone would go to volume group 'vg0'"),
+    ({"lvs": ("lxc/web1.test.com",)}, {}, StateError,
+     r"web1.test.com: LVM volume lxc/web1.test.com already exists \(kept by an earlier destroy"),
+    ({"lvs": ("lxc/web1.test.com",)}, {"profile_type": "lvm-scratch"}, StateError,
+     "LVM volume lxc/web1.test.com already exists"),
+])
+def test_lvm_checks_fail_before_anything_is_made(tmp_path, kwargs, entry, error, match):
+    mgr, tools = _lvm_host(tmp_path, **kwargs)
+    with pytest.raises(error, match=match):
+        mgr.converge([_spec(**dict({"profile_type": "lvm"}, **entry))])
+    assert not [c for c in tools.calls if c[0] in ("lxc-copy", "lxc-create", "mount")]
+
+
 def test_destroy_check_mode_reports_the_kept_volume_and_changes_nothing(tmp_path):
     mgr, tools = _lvm_container(tmp_path, check_mode=True)
     results, _d, _c = mgr.converge([_spec(name="db1.test.com", state="absent")])
