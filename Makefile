@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision molecule-xen real-requests-xen real-rootfs xen-lxc-lvm
+.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision molecule-xen real-requests-xen real-rootfs xen-lxc-lvm lifecycle-xen
 
 help:
 	@echo "make demo   - the main job (see README)"
@@ -94,7 +94,12 @@ xen-lxc-lvm:
 # step by step, no secret in any output). Cold ~9 min (Debian template + python3 in the base),
 # warm ~6 min on a loaded 2-core machine.
 real-lifecycle: venv
-	$(PYTEST) -q -s -m real tests/playbooks/
+	$(PYTEST) -q -s -m real -k lxc tests/playbooks/
+
+# The same end-to-end test on Xen domUs (NFS roots) in the Xen testbed's dom0: a XEN_STAGE,
+# it needs VMAN_XEN_TESTBED (make real-xen sets it).
+lifecycle-xen: venv
+	$(PYTEST) -q -s -m real -k xen tests/playbooks/
 
 # vm_rootfs with the real debootstrap (--unpack-tarball of a tarball made once and cached in
 # ~/.cache/vman-testbed/) into a temporary directory on this machine

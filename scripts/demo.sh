@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# make demo: the whole life of two VMs with the lifecycle playbooks and the SQLite store, on
-# real LXC guests on this machine (see README "Demo"): preallocate (host keys, token, first
-# boot, install callback from inside the guest), postinstall over SSH, allocate to two users,
-# an ansible run with a queued one, quarantine, disable/enable, cancel, purge. The fleet
-# inventory is printed after every step (and saved as JSON in build/demo/steps/).
+# make demo: the whole life of two VMs with the lifecycle playbooks and the SQLite store (see
+# README "Demo"): preallocate (host keys, token, first boot, install callback from inside the
+# guest), postinstall over SSH, allocate to two users, an ansible run with a queued one,
+# quarantine, disable/enable, cancel, purge. The fleet inventory is printed after every step
+# (and saved as JSON in build/demo/steps/).
+#
+# The guests are Xen domUs on the Xen testbed (default: a Debian dom0 with Xen in QEMU, booted
+# here or attached to) or, with VMAN_DEMO_BACKEND=lxc, LXC containers on this machine.
 #
 # Environment (all optional):
+#   VMAN_DEMO_BACKEND    xen (default) or lxc
+#   VMAN_XEN_TESTBED     state directory of a Xen testbed already up (left running); without it
+#                        one is booted in VMAN_XEN_STATE_DIR (build/demo-xen-testbed) and
+#                        powered off at the end
 #   VMAN_LXC_BRIDGE / VMAN_LXC_GATEWAY / VMAN_LXC_PATH   as tests/testbed/lxc-setup.sh
 #   VMAN_DEMO_DIR        work directory (build/demo)
 #   VMAN_DEMO_VERBOSITY  e.g. -vvv, passed to ansible-playbook and ansible-inventory
@@ -15,52 +22,58 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export ANSIBLE_CONFIG="$root/ansible.cfg" ANSIBLE_NOCOLOR=1 ANSIBLE_DEPRECATION_WARNINGS=0
-export VMAN_LXC_BRIDGE=${VMAN_LXC_BRIDGE:-lxcbr1}
-export VMAN_LXC_GATEWAY=${VMAN_LXC_GATEWAY:-10.5.0.1/16}
-export VMAN_LXC_PATH=${VMAN_LXC_PATH:-/var/lib/vman-testbed/lxc}
+backend=${VMAN_DEMO_BACKEND:-xen}
 demo=${VMAN_DEMO_DIR:-$root/build/demo}
 verbosity=${VMAN_DEMO_VERBOSITY:-}
 hook=${VMAN_DEMO_HOOK:-}
 py=$root/.venv/bin/python
 bin=$root/.venv/bin
+case $backend in
+  xen|lxc) ;;
+  *) echo "demo.sh: VMAN_DEMO_BACKEND must be xen or lxc, not '$backend'" >&2; exit 2 ;;
+esac
 
 banner() { printf '\n==== %s\n' "$*"; }
 
 rm -rf "$demo"
 mkdir -p "$demo/inventory/group_vars" "$demo/steps" "$demo/shown"
 chmod 0700 "$demo"
-export VMAN_STORE="sqlite:///$demo/lifecycle.db"
-export VMAN_LXC_SETTINGS="$demo/lxc-settings"
-
-banner "testbed: LXC bridge $VMAN_LXC_BRIDGE ($VMAN_LXC_GATEWAY), lxcpath $VMAN_LXC_PATH"
-bash tests/testbed/lxc-setup.sh > "$demo/lxc-setup.env"
-bash tests/testbed/lxc-lifecycle-base.sh > "$demo/lxc-base.env"
-cat "$demo/lxc-base.env"
+export VMAN_STORE="sqlite:///$demo/lifecycle.db" VMAN_DEMO_BACKEND=$backend VMAN_DEMO_DIR=$demo
+ssh-keygen -q -t ed25519 -N '' -C vman-demo-controller -f "$demo/controller_key"
+cleanups=()
 cleanup() {
-  # guests of a failed run; the purge step already removed them on success
-  for ct in $(lxc-ls -P "$VMAN_LXC_PATH" -1 2>/dev/null | grep -E '^[0-9a-f]{8}-' || true); do
-    lxc-destroy -P "$VMAN_LXC_PATH" -n "$ct" -f >/dev/null 2>&1 || true
-  done
-  [ -n "${VMAN_LXC_KEEP:-}" ] || bash tests/testbed/lxc-down.sh || true
+  local i
+  for (( i=${#cleanups[@]}-1; i>=0; i-- )); do eval "${cleanups[i]}" || true; done
 }
 trap cleanup EXIT
 
-ssh-keygen -q -t ed25519 -N '' -C vman-demo-controller -f "$demo/controller_key"
-# addresses: the gateway's network; the demo's guests take the upper half of it
-read -r gateway network vm_first svc_first test_first port < <("$py" - "$VMAN_LXC_GATEWAY" <<'PY'
-import ipaddress, socket, sys
+free_port() {
+  "$py" -c 'import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
+}
+
+setup_lxc() {
+  export VMAN_LXC_BRIDGE=${VMAN_LXC_BRIDGE:-lxcbr1}
+  export VMAN_LXC_GATEWAY=${VMAN_LXC_GATEWAY:-10.5.0.1/16}
+  export VMAN_LXC_PATH=${VMAN_LXC_PATH:-/var/lib/vman-testbed/lxc}
+  export VMAN_LXC_SETTINGS="$demo/lxc-settings"
+  banner "testbed: LXC bridge $VMAN_LXC_BRIDGE ($VMAN_LXC_GATEWAY), lxcpath $VMAN_LXC_PATH"
+  bash tests/testbed/lxc-setup.sh > "$demo/lxc-setup.env"
+  bash tests/testbed/lxc-lifecycle-base.sh > "$demo/lxc-base.env"
+  cat "$demo/lxc-base.env"
+  # guests of a failed run; the purge step already removed them on success
+  cleanups+=('for ct in $(lxc-ls -P "$VMAN_LXC_PATH" -1 2>/dev/null | grep -E "^[0-9a-f]{8}-" || true); do lxc-destroy -P "$VMAN_LXC_PATH" -n "$ct" -f >/dev/null 2>&1 || true; done')
+  cleanups+=('[ -n "${VMAN_LXC_KEEP:-}" ] || bash tests/testbed/lxc-down.sh')
+  # addresses: the gateway's network; the demo's guests take the upper half of it
+  local gateway network vm_first svc_first test_first port
+  read -r gateway network vm_first svc_first test_first < <("$py" - "$VMAN_LXC_GATEWAY" <<'PY'
+import ipaddress, sys
 iface = ipaddress.ip_interface(sys.argv[1])
-net = iface.network
-half = net.network_address + net.num_addresses // 2
-s = socket.socket()
-s.bind((str(iface.ip), 0))
-port = s.getsockname()[1]
-s.close()
-print(iface.ip, net, half + 10, half + 40, half + 70, port)
+half = iface.network.network_address + iface.network.num_addresses // 2
+print(iface.ip, iface.network, half + 10, half + 40, half + 70)
 PY
 )
-
-cat > "$demo/lifecycle.yml" <<YAML
+  port=$(free_port "$gateway")
+  cat > "$demo/lifecycle.yml" <<YAML
 lifecycle_netconf_pool: demo
 lifecycle_demo_netconfs:
   - {kind: vm, ranges: [{hostname: "vm{n:02d}.demo.vman.test", ipv4: "$vm_first", ipv6: "fd00:56::a:0", count: 4}]}
@@ -91,6 +104,93 @@ lifecycle_lxc:
   network: "$network"
   gateway: "$gateway"
 YAML
+  cat > "$demo/inventory/group_vars/backend_lxc.yml" <<YAML
+ansible_user: root
+ansible_python_interpreter: /usr/bin/python3
+ansible_ssh_private_key_file: "$demo/controller_key"
+ansible_host_key_checking: true
+ansible_pipelining: true
+ansible_ssh_common_args: "-o UserKnownHostsFile=$demo/known_hosts -o StrictHostKeyChecking=yes"
+YAML
+}
+
+setup_xen() {
+  local state
+  if [ -n "${VMAN_XEN_TESTBED:-}" ]; then
+    state=$VMAN_XEN_TESTBED
+    banner "testbed: the Xen testbed up in $state"
+  else
+    state=${VMAN_XEN_STATE_DIR:-$root/build/demo-xen-testbed}
+    banner "testbed: booting the Xen testbed in $state (the image is built and cached when missing)"
+    cleanups+=("bash tests/testbed/xen-down.sh '$state'")
+    VMAN_XEN_BOOT_TIMEOUT=${VMAN_XEN_BOOT_TIMEOUT:-900} bash tests/testbed/xen-up.sh "$state"
+  fi
+  export VMAN_XEN_TESTBED=$state
+  banner "Xen host: vm@ units, domU initrd (dracut), NFS export of the roots, root image"
+  "$bin/ansible-playbook" $verbosity -i "$state/inventory.ini" tests/testbed/xen-lifecycle-host.yml
+  # the guests (10.200.0.0/24 behind the dom0) reach the controller's callback listener through
+  # a remote forward of this SSH connection: the listener sees 127.0.0.1, the tunnel's end
+  local port
+  port=$(free_port 127.0.0.1)
+  ssh -F "$state/ssh_config" -N -o ExitOnForwardFailure=yes \
+    -R "10.200.0.1:$port:127.0.0.1:$port" testbed &
+  local tunnel=$!
+  cleanups+=("kill $tunnel 2>/dev/null")
+  sleep 2
+  kill -0 "$tunnel" || { echo "demo.sh: the callback tunnel to the dom0 did not come up" >&2; exit 1; }
+  cp "$state/inventory.ini" "$demo/inventory/hypervisors.ini"
+  cat > "$demo/lifecycle.yml" <<YAML
+lifecycle_netconf_pool: demo
+lifecycle_demo_netconfs:
+  - {kind: vm, ranges: [{hostname: "vm{n:02d}.demo.vman.test", ipv4: "10.200.0.40", ipv6: "fd00:56::a:0", count: 4}]}
+  - {kind: service, ranges: [{hostname: "site{n:02d}.demo.vman.test", ipv4: "10.200.0.140", ipv6: "fd00:56::b:0", count: 4}]}
+  - {kind: test-service, ranges: [{hostname: "test-site{n:02d}.demo.vman.test", ipv4: "10.200.0.170", count: 4}]}
+lifecycle_flavors:
+  - name: small
+    threshold: 2
+    org: demo
+    backend: xen
+    hypervisor: xen_testbed
+    spec: {memory: 256, vcpus: 1, os: {type: debian, version: "12"}}
+lifecycle_flavor: small
+lifecycle_callback_bind: 127.0.0.1
+lifecycle_callback_host: 10.200.0.1
+lifecycle_callback_port: $port
+lifecycle_callback_timeout: 900
+lifecycle_trusted_proxies: [127.0.0.1]
+lifecycle_authorized_keys: ["$(cat "$demo/controller_key.pub")"]
+lifecycle_known_hosts: "$demo/known_hosts"
+lifecycle_password_dir: "$demo/shown"
+lifecycle_xen:
+  config_path: /etc/xen/vms
+  manager: systemd
+  prefix: 24
+  start_timeout: 120
+  stop_timeout: 120
+  image: /var/cache/vman-testbed/rootfs-bookworm.tar
+  defaults:
+    storage_type: nfs
+    nfsroot_base: "10.200.0.1:/srv/vman-lifecycle"
+    gateway: 10.200.0.1
+    nameserver: [10.200.0.1]
+    network_bridge: xenbr0
+    initrd: /etc/xen/initrd.img
+    additional_xen_options: {on_crash: destroy}
+YAML
+  # the guests are reached through the dom0 (their network has no route from here)
+  cat > "$demo/inventory/group_vars/backend_xen.yml" <<YAML
+ansible_user: root
+ansible_python_interpreter: /usr/bin/python3
+ansible_ssh_private_key_file: "$demo/controller_key"
+ansible_host_key_checking: true
+ansible_pipelining: true
+ansible_ssh_common_args: >-
+  -o UserKnownHostsFile=$demo/known_hosts -o StrictHostKeyChecking=yes
+  -o ProxyCommand="ssh -F $state/ssh_config -W %h:%p testbed"
+YAML
+}
+
+"setup_$backend"
 
 cat > "$demo/inventory/demo.fleet.yml" <<YAML
 plugin: vman.lifecycle.fleet
@@ -98,14 +198,6 @@ store: "$VMAN_STORE"
 keyed_groups:
   - key: vman_owner | default('nobody', true)
     prefix: owner
-YAML
-cat > "$demo/inventory/group_vars/backend_lxc.yml" <<YAML
-ansible_user: root
-ansible_python_interpreter: /usr/bin/python3
-ansible_ssh_private_key_file: "$demo/controller_key"
-ansible_host_key_checking: true
-ansible_pipelining: true
-ansible_ssh_common_args: "-o UserKnownHostsFile=$demo/known_hosts -o StrictHostKeyChecking=yes"
 YAML
 
 step_no=0
@@ -121,9 +213,10 @@ import json, sys
 # ansible-inventory --output keeps the unsafe marks of the fleet plugin's values
 inv = json.load(open(sys.argv[1]), object_hook=lambda d: d.get("__ansible_unsafe", d) if len(d) == 1 else d)
 hostvars = inv.get("_meta", {}).get("hostvars", {})
-if not hostvars:
+vms = {host: hv for host, hv in hostvars.items() if "vman_status" in hv}
+if not vms:
     print("   (no VM in the store)")
-for host, hv in sorted(hostvars.items()):
+for host, hv in sorted(vms.items()):
     groups = sorted(g for g, v in inv.items() if g not in ("_meta", "all") and host in v.get("hosts", []))
     print(f"   {host:45} {hv['vman_status']:13} owner={hv.get('vman_owner') or '-':6} "
           f"{hv.get('ansible_host', '-'):15} groups={','.join(groups)}")

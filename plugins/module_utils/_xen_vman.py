@@ -11,11 +11,12 @@ modules with what these return.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
 
-from ansible_collections.vman.lifecycle.plugins.module_utils import _iscsi, _spec, _units
+from ansible_collections.vman.lifecycle.plugins.module_utils import _iscsi, _rootfs, _spec, _units
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
 
 PREFIX = "xen_vman_"
@@ -213,3 +214,41 @@ def iscsi_markers(spec) -> list:
         {"name": f"{spec.full_name}.iscsi", "content": _units.render_iscsi_marker(target, portal)},
         {"name": f"{spec.full_name}.root", "content": _units.render_root_env(device, spec.filesystem)},
     ]
+
+
+def lifecycle_mac(domain: str) -> str:
+    """A stable MAC in Xen's OUI (00:16:3e) for a lifecycle VM without one: the same domain
+    gets the same address at every boot, so neighbour caches and DHCP leases stay right."""
+    digest = hashlib.sha256(domain.encode("utf-8")).digest()
+    # the OUI's top bit of the fourth byte stays clear (xl's own random MACs do the same)
+    return "00:16:3e:%02x:%02x:%02x" % (digest[0] & 0x7F, digest[1], digest[2])
+
+
+def lifecycle_vm(spec, org, name, netconfs, defaults=None, prefix=24) -> dict:
+    """The ``xen_domain``/``vm_rootfs`` VM entry of a VM of the lifecycle store, and its root.
+
+    ``spec`` is the VM's stored spec (the flavor's), ``org``/``name`` its store columns,
+    ``netconfs`` its netconfs by kind (the fleet inventory's ``vman_netconfs``). A spec without
+    ``interfaces`` gets one on the ``vm`` netconf's IPv4 address with ``prefix`` and a stable
+    MAC. Returns ``{"vm": entry, "root_path": path}``; ``root_path`` is where the NFS root of
+    the VM is on the dom0 (validated as ``vm_rootfs`` does), None for any other root.
+    """
+    label = f"{org}-{name}" if org else str(name)
+    if not isinstance(spec, Mapping):
+        raise ValidationError(label, "spec", spec, "must be a dict (the VM's stored spec)")
+    if not isinstance(prefix, int) or isinstance(prefix, bool) or not 1 <= prefix <= 32:
+        raise ValidationError(label, "prefix", prefix, "must be an IPv4 prefix length 1-32")
+    vm = dict(spec)
+    vm["org"], vm["name"] = org, name
+    if not vm.get("interfaces"):
+        row = (netconfs or {}).get("vm") or {}
+        if not row.get("ipv4"):
+            raise ValidationError(label, "netconfs.vm.ipv4", row.get("ipv4"),
+                                  "a Xen VM of the lifecycle needs an IPv4 netconf of kind vm "
+                                  "(or interfaces in its spec)")
+        vm["interfaces"] = [{"ip": f"{row['ipv4']}/{prefix}", "mac": lifecycle_mac(label)}]
+    normalized = _spec.normalize(vm, defaults or {})
+    root_path = None
+    if normalized.storage_type == "nfs" and not normalized.manual_root_disk:
+        root_path = _rootfs.root_path_for(normalized, None, "/mnt/vms", None)
+    return {"vm": vm, "root_path": root_path}

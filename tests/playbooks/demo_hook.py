@@ -5,15 +5,19 @@
 
 Usage: demo_hook.py OUT.jsonl STEP. Appends one JSON line: the step, the lines of the
 controller's known_hosts file (VMAN_DEMO_KNOWN_HOSTS, when set) and, per VM of the store, the
-public host keys and the install token hashes the store holds, the container state and, when it runs, what is inside
-(owner's account, install token file, root's password hash, host key, the default web site).
-Reads VMAN_STORE and VMAN_LXC_PATH.
+public host keys and the install token hashes the store holds, the guest's state (RUNNING,
+STOPPED or absent) and, when it runs, what is inside (owner's account, install token file,
+root's password hash, host key, the default web site).
+Reads VMAN_STORE and VMAN_DEMO_BACKEND: for ``lxc`` VMAN_LXC_PATH (lxc-info, lxc-attach); for
+``xen`` VMAN_XEN_TESTBED and VMAN_DEMO_DIR (``xl`` in the dom0 over SSH, the guest over SSH
+through the dom0 with the demo's controller key and known_hosts).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -50,13 +54,77 @@ def observe(lxc_path, vm, owner, ip):
     return seen
 
 
+# run in a Xen guest as root: the same facts lxc-attach collects, as one JSON line
+_GUEST_PROBE = r"""
+import json, os, pwd, spwd, sys
+owner = sys.argv[1]
+try:
+    pwd.getpwnam(owner)
+    has_owner = bool(owner)
+except KeyError:
+    has_owner = False
+with open("/etc/ssh/ssh_host_ed25519_key.pub") as handle:
+    key = handle.read().strip()
+print(json.dumps({"token_file": os.path.exists("/etc/vman/install-token"), "owner_account": has_owner,
+                  "root_hash": spwd.getspnam("root").sp_pwdp, "host_key": key}))
+"""
+# run in the dom0: the domain's state and, when it runs, its default web site
+_DOM0_PROBE = r"""
+import json, os, subprocess, sys, urllib.request
+domain, ip = sys.argv[1], sys.argv[2]
+if subprocess.run(["xl", "domid", domain], capture_output=True).returncode == 0:
+    state = "RUNNING"
+elif os.path.exists(f"/etc/xen/vms/{domain}.cfg"):
+    state = "STOPPED"
+else:
+    state = "absent"
+seen = {"state": state}
+if state == "RUNNING" and ip:
+    try:
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"http://{ip}/", timeout=5) as answer:
+            seen["web"] = answer.read().decode("utf-8", "replace")
+    except OSError as exc:
+        seen["web"] = f"error: {exc}"
+print(json.dumps(seen))
+"""
+
+
+def _ssh_json(argv, script, *args):
+    remote = " ".join(shlex.quote(a) for a in ["python3", "-c", script] + [str(a) for a in args])
+    proc = subprocess.run(argv + [remote], capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        return {"probe_error": (proc.stderr or proc.stdout).strip()[-500:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def observe_xen(testbed, demo, domain, owner, ip):
+    """A Xen guest of the demo, seen from the dom0 and from inside (through the dom0)."""
+    dom0 = ["ssh", "-F", os.path.join(testbed, "ssh_config"), "testbed"]
+    seen = _ssh_json(dom0, _DOM0_PROBE, domain, ip or "")
+    if seen.get("state") != "RUNNING" or not ip:
+        return seen
+    guest = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+             "-o", f"UserKnownHostsFile={demo}/known_hosts", "-i", f"{demo}/controller_key",
+             "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=30",
+             "-o", f"ProxyCommand=ssh -F {testbed}/ssh_config -W %h:%p testbed", f"root@{ip}"]
+    seen.update(_ssh_json(guest, _GUEST_PROBE, owner or ""))
+    return seen
+
+
 def main(out, step):
     db = os.environ["VMAN_STORE"][len("sqlite://"):]
-    lxc_path = os.environ["VMAN_LXC_PATH"]
+    backend = os.environ.get("VMAN_DEMO_BACKEND", "lxc")
     conn = sqlite3.connect(db)
-    rows = conn.execute("SELECT v.name, v.owner, n.ipv4 FROM vms v LEFT JOIN netconfs n "
+    rows = conn.execute("SELECT v.org, v.name, v.owner, n.ipv4 FROM vms v LEFT JOIN netconfs n "
                         "ON n.in_use_by = v.name AND n.kind = 'vm' ORDER BY v.id").fetchall()
-    line = {"step": step, "vms": {vm: observe(lxc_path, vm, owner, ip) for vm, owner, ip in rows}}
+    if backend == "xen":
+        testbed, demo = os.environ["VMAN_XEN_TESTBED"], os.environ["VMAN_DEMO_DIR"]
+        vms = {vm: observe_xen(testbed, demo, f"{org}-{vm}" if org else vm, owner, ip)
+               for org, vm, owner, ip in rows}
+    else:
+        lxc_path = os.environ["VMAN_LXC_PATH"]
+        vms = {vm: observe(lxc_path, vm, owner, ip) for _org, vm, owner, ip in rows}
+    line = {"step": step, "vms": vms}
     for vm in line["vms"]:
         line["vms"][vm]["stored_keys"] = dict(conn.execute(
             "SELECT key_type, public_key FROM host_keys WHERE vm = ?", (vm,)).fetchall())

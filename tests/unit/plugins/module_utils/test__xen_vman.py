@@ -132,3 +132,64 @@ def test_xl_conf_lines():
         r"^#?\s*vif\.default\.script\s*="
     with pytest.raises(ValidationError, match="network_bridge"):
         _xen_vman.xl_conf_lines({"xen_vman_default_network_bridge": 'x"; evil'})
+
+
+# --- lifecycle_vm: the Xen entry of a VM of the lifecycle store -------------------------------
+
+LC_DEFAULTS = {"nfsroot_base": "10.200.0.1:/srv/vman-lifecycle", "gateway": "10.200.0.1",
+               "storage_type": "nfs"}
+LC_SPEC = {"memory": 256, "vcpus": 1, "os": {"type": "debian", "version": "12"}}
+LC_NAME = "0f6c2a52-5d0e-4c39-9d0b-3a1f6a3e9b10"
+
+
+def test_lifecycle_vm_interface_from_the_vm_netconf_and_nfs_root():
+    out = _xen_vman.lifecycle_vm(LC_SPEC, "demo", LC_NAME, {"vm": {"ipv4": "10.200.0.40"}},
+                                 LC_DEFAULTS, 24)
+    assert out["vm"]["org"] == "demo" and out["vm"]["name"] == LC_NAME
+    assert out["vm"]["memory"] == 256
+    (iface,) = out["vm"]["interfaces"]
+    assert iface["ip"] == "10.200.0.40/24"
+    assert iface["mac"] == _xen_vman.lifecycle_mac(f"demo-{LC_NAME}")
+    assert out["root_path"] == f"/srv/vman-lifecycle/demo/{LC_NAME}-root"
+    # the stored spec is not changed in place
+    assert "interfaces" not in LC_SPEC and "org" not in LC_SPEC
+
+
+def test_lifecycle_mac_is_stable_xen_and_differs_per_domain():
+    mac = _xen_vman.lifecycle_mac("demo-a")
+    assert mac == _xen_vman.lifecycle_mac("demo-a")
+    assert mac != _xen_vman.lifecycle_mac("demo-b")
+    assert mac.startswith("00:16:3e:") and int(mac.split(":")[3], 16) < 0x80
+
+
+def test_lifecycle_vm_keeps_interfaces_of_the_spec():
+    spec = dict(LC_SPEC, interfaces=[{"ip": "10.9.0.5/16", "mac": "00:16:3e:00:00:01"}])
+    out = _xen_vman.lifecycle_vm(spec, "demo", "x1", {}, LC_DEFAULTS)
+    assert out["vm"]["interfaces"] == spec["interfaces"]
+
+
+def test_lifecycle_vm_iscsi_root_has_no_root_path():
+    defaults = dict(LC_DEFAULTS, storage_type="iscsi", iscsi_server="10.200.0.1",
+                    iscsi_base_wwn="iqn.2026-11.test")
+    out = _xen_vman.lifecycle_vm(LC_SPEC, "demo", "x1", {"vm": {"ipv4": "10.200.0.41"}}, defaults)
+    assert out["root_path"] is None
+
+
+@pytest.mark.parametrize("netconfs", [{}, {"vm": {"ipv4": None}}, None])
+def test_lifecycle_vm_without_address_names_the_field(netconfs):
+    with pytest.raises(ValidationError) as exc:
+        _xen_vman.lifecycle_vm(LC_SPEC, "demo", "x1", netconfs, LC_DEFAULTS)
+    assert "demo-x1" in str(exc.value) and "netconfs.vm.ipv4" in str(exc.value)
+
+
+@pytest.mark.parametrize("prefix", [0, 33, "24", True])
+def test_lifecycle_vm_bad_prefix(prefix):
+    with pytest.raises(ValidationError) as exc:
+        _xen_vman.lifecycle_vm(LC_SPEC, "demo", "x1", {"vm": {"ipv4": "10.0.0.1"}}, LC_DEFAULTS, prefix)
+    assert "prefix" in str(exc.value)
+
+
+def test_lifecycle_vm_spec_must_be_a_dict():
+    with pytest.raises(ValidationError) as exc:
+        _xen_vman.lifecycle_vm("small", "demo", "x1", {}, LC_DEFAULTS)
+    assert "spec" in str(exc.value) and "small" in str(exc.value)
