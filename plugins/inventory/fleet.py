@@ -34,7 +34,9 @@ description:
     C(spicepasswd), C(vncpasswd)) and values holding private key material are left out at
     any depth; token hashes and host keys are not read at all.
   - Everything read from the store is marked unsafe, so a C({{ ... }}) in a spec is never
-    templated.
+    templated. With ansible-core 2.17 and 2.18 (which mark unsafe by type), the strings that
+    could be a template (holding a C({) or C(}) or a C(#jinja2:) header) are the ones wrapped
+    as unsafe; the others cannot be templated and stay plain strings.
   - Uses a YAML configuration file whose name ends with C(fleet.yml) or C(fleet.yaml).
 extends_documentation_fragment:
   - ansible.builtin.constructed
@@ -61,11 +63,15 @@ notes:
     today the inventory shows the lifecycle status the store records, nothing else.
   - "With O(cache=true) the inventory comes from the cache until it expires or
     C(--flush-cache) (or C(meta: refresh_inventory)) refreshes it."
-  - "With ansible-core 2.19 or later, C(ansible-inventory --list) prints each string of this
-    inventory as C({\"__ansible_unsafe\": \"...\"}), on the screen and with C(--output) alike.
+  - "With ansible-core 2.19 or later, C(ansible-inventory --list) prints each string variable of
+    this inventory as C({\"__ansible_unsafe\": \"...\"}), on the screen and with C(--output) alike.
     That is how ansible-core writes any unsafe (untrusted) string in that JSON format, so that
     the output, read back as an inventory script's, stays unsafe: a C(!unsafe) value of a YAML
-    inventory prints the same way. C(--yaml) and C(--host) print plain strings."
+    inventory prints the same way. C(--yaml) and C(--host) print plain strings. With
+    ansible-core 2.17 and 2.18 only the strings that could be a template print that way.
+    Host names in group lists are plain strings with every ansible-core."
+  - "C(ansible-inventory) has C(--flush-cache) from ansible-core 2.19 on; with 2.17 and 2.18,
+    C(ansible-playbook --flush-cache) or C(meta: refresh_inventory) refresh the cache."
   - With ansible-core 2.19, most of the time of C(ansible-inventory --list) on a large fleet is
     ansible-core's own work for that many hosts and variables, not the store's; see
     C(tests/bench/bench_fleet_inventory.py) in the collection, which measures both.
@@ -93,6 +99,8 @@ groups:
   big: vman_spec.memory | default(0) | int >= 8192
 """
 
+import re
+
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.unsafe_proxy import wrap_var
@@ -107,11 +115,32 @@ SUFFIXES = ("fleet.yml", "fleet.yaml")
 # templated only when tagged trusted, and an inventory plugin's values are not (its
 # trusted_by_default is False). Data fresh from the store (sqlite3, psycopg, json.loads) holds
 # no trust tag, so wrapping it would only deep-copy it before set_variable deep-copies it
-# again. Older cores mark unsafe by type (AnsibleUnsafeText): there wrap_var is needed.
+# again. Older cores mark unsafe by type (AnsibleUnsafeText): see _wrap_templatable.
 _PLAIN_STR_IS_UNSAFE = type(wrap_var("x")) is str  # pylint: disable=unidiomatic-typecheck
+
+# What makes a string templatable on ansible-core < 2.19: a Jinja delimiter (each starts or
+# ends with a brace) or a "#jinja2:" header, which may redefine the delimiters without braces.
+_TEMPLATABLE = re.compile(r"[{}]|#jinja2:")
 
 
 def _as_is(value):
+    return value
+
+
+def _wrap_templatable(value):
+    """ansible-core < 2.19: a copy of ``value`` where every string that could be templated is
+    AnsibleUnsafeText, the other strings plain.
+
+    A string without a delimiter nor a header is never templated, so it is as safe plain; plain,
+    ``ansible-inventory --list`` prints it as a string (host names in group lists included), not
+    as ``{"__ansible_unsafe": ...}``, which inventory consumers (AWX) do not read back.
+    """
+    if isinstance(value, str):
+        return wrap_var(value) if _TEMPLATABLE.search(value) else value
+    if isinstance(value, dict):
+        return {_wrap_templatable(k): _wrap_templatable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wrap_templatable(v) for v in value]
     return value
 
 
@@ -143,9 +172,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             entries = self._read_store()
         if update_cache:
             self._cache[cache_key] = entries
-        # a cache plugin may hand back strings tagged trusted (a YAML or legacy-JSON decoder):
-        # cached data is always wrapped, which strips such tags
-        self._populate(entries, _as_is if fresh and _PLAIN_STR_IS_UNSAFE else wrap_var)
+        if not _PLAIN_STR_IS_UNSAFE:
+            wrap = _wrap_templatable
+        else:
+            # a cache plugin may hand back strings tagged trusted (a YAML or legacy-JSON
+            # decoder): cached data is always wrapped, which strips such tags
+            wrap = _as_is if fresh else wrap_var
+        self._populate(entries, wrap)
 
     def _read_store(self):
         try:
