@@ -58,9 +58,37 @@ options:
     type: str
     env:
       - name: VMAN_STORE
+  live_state:
+    description:
+      - Ask hypervisors for the live power state of their VMs, by hypervisor name (the
+        C(vman_hypervisor) of the VMs). Each entry names its C(backend) and how to reach it.
+        Hypervisors not listed are not asked, and their VMs get no power state. Empty (the
+        default), the inventory shows what the store records, nothing else.
+      - C(backend=libvirt) connects to C(uri) (default C(qemu:///system)), any libvirt URI, so
+        C(qemu+ssh://root@kvm1/system) reaches a remote host (read-only connection); the
+        domain of a VM is its C(vman_name).
+      - C(backend=lxc) runs C(lxc-ls) for C(lxc_path) (default C(/var/lib/lxc)) on the
+        controller; the container of a VM is its C(vman_name).
+      - C(backend=xen) runs C(xl list) on the controller and looks for the VM's xl.cfg in
+        C(config_path) (default C(/etc/xen/vms)); the domain of a VM is C(<org>-<name>).
+        LXC and Xen are asked on the controller only (a controller that is the hypervisor
+        host); remote LXC and Xen hosts cannot be asked yet.
+      - C(timeout) (seconds, default 30) bounds the wait for one hypervisor.
+      - Each hypervisor is asked once for all its VMs (libvirt one connection, LXC two
+        C(lxc-ls) runs, Xen one C(xl list)), all hypervisors at the same time.
+      - "Every VM of a listed hypervisor gets the host variable C(vman_power_state) and the
+        group C(power_<state>). The states: C(running), C(stopped) (every backend);
+        with libvirt also C(paused), C(shutdown) (shutting down), C(crashed),
+        C(pmsuspended) and C(unknown) (libvirt's no-state); C(absent) when the hypervisor
+        does not know the VM; C(unknown) when the hypervisor could not be asked."
+      - A hypervisor that cannot be asked (an error, no answer within C(timeout)) does not
+        fail the inventory; its VMs get C(unknown) and one warning names the hypervisor and
+        the reason. A malformed entry (unknown backend or key) fails the inventory.
+      - The live state is never cached. With O(cache=true) the store data comes from the
+        cache, and the hypervisors are asked again at every run.
+    type: dict
+    default: {}
 notes:
-  - Merging the live power state reported by the hypervisors is planned as a later option;
-    today the inventory shows the lifecycle status the store records, nothing else.
   - "With O(cache=true) the inventory comes from the cache until it expires or
     C(--flush-cache) (or C(meta: refresh_inventory)) refreshes it."
   - "With ansible-core 2.19 or later, C(ansible-inventory --list) prints each string variable of
@@ -82,6 +110,20 @@ requirements:
 EXAMPLES = r"""
 # fleet.yml: every VM of the default store
 plugin: vman.lifecycle.fleet
+---
+# live.fleet.yml: plus the live power state (group power_running, power_stopped, ...)
+plugin: vman.lifecycle.fleet
+live_state:
+  kvm1:
+    backend: libvirt
+    uri: qemu+ssh://root@kvm1.example.com/system
+    timeout: 10
+  lxchost:          # the controller itself runs the LXC containers
+    backend: lxc
+    lxc_path: /var/lib/lxc
+groups:
+  # claimed by a user but not running: worth a look
+  ready_but_down: vman_status == 'ready' and vman_power_state | default('') != 'running'
 ---
 # prod.fleet.yml: a PostgreSQL store, cached for 5 minutes, plus groups by owner
 plugin: vman.lifecycle.fleet
@@ -107,6 +149,7 @@ from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_entries, redeploy_groups
+from ansible_collections.vman.lifecycle.plugins.module_utils._power import ask_all, merge_power, parse_live_config, plan
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import open_store
 
 SUFFIXES = ("fleet.yml", "fleet.yaml")
@@ -155,6 +198,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
+        try:
+            live_config = parse_live_config(self.get_option("live_state"))
+        except VmanError as exc:
+            raise AnsibleParserError(f"vman.lifecycle.fleet: {exc}") from None
         # the standard cache pattern: ``cache`` is False when the inventory is refreshed
         # (--flush-cache, meta: refresh_inventory); the user's option says whether to cache
         cache_key = self.get_cache_key(path)
@@ -172,6 +219,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             entries = self._read_store()
         if update_cache:
             self._cache[cache_key] = entries
+        if live_config:
+            entries = self._with_live_state(entries, live_config)
         if not _PLAIN_STR_IS_UNSAFE:
             wrap = _wrap_templatable
         else:
@@ -188,6 +237,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                         "groups": redeploy_groups(by_allocator)}
         except VmanError as exc:
             raise AnsibleParserError(f"vman.lifecycle.fleet: {exc}") from None
+
+    def _with_live_state(self, data, config):
+        """``data`` with the power state merged (a copy: ``data`` may be the cache's)."""
+        hosts = data["hosts"] if isinstance(data, dict) else data
+        states, failures = ask_all(config, plan(hosts, config))
+        for hypervisor, reason in sorted(failures.items()):
+            self.display.warning(f"vman.lifecycle.fleet: hypervisor '{hypervisor}' could not be asked "
+                                 f"for the live power state ({reason}); its VMs are in power_unknown")
+        merged = merge_power(hosts, config, states, failures)
+        return dict(data, hosts=merged) if isinstance(data, dict) else merged
 
     def _populate(self, data, wrap):
         """Hosts, groups and variables from host entries; ``wrap`` marks values unsafe."""

@@ -410,3 +410,22 @@ def test_cache_file_with_trusted_strings_stays_unsafe(plugin_loader, fleet, tmp_
     assert web1["vman_spec"]["evil"] == EVIL
     assert not template.is_trusted_as_template(web1["vman_spec"]["evil"])
     assert not template.is_trusted_as_template(web1["vman_owner"])
+
+
+def test_malformed_live_state_is_a_parser_error(plugin_loader, fleet, tmp_path):
+    from ansible.errors import AnsibleParserError
+    from ansible.inventory.data import InventoryData
+    from ansible.parsing.dataloader import DataLoader
+    dummy, url = fleet
+    cfg = _write_cfg(tmp_path / "l.fleet.yml", store=url,
+                     live_state={"kvm1": {"backend": "libvirt", "url": "qemu:///system"}})
+    plugin = plugin_loader.get("vman.lifecycle.fleet")
+    with pytest.raises(AnsibleParserError, match=r"live_state.kvm1: field 'url'.*unknown for backend libvirt"):
+        plugin.parse(InventoryData(), DataLoader(), str(cfg))
+
+
+def test_without_live_state_no_power_state(fleet):
+    cfg, dummy = fleet
+    data, dummy_out = _list(cfg)
+    assert not any(g.startswith("power_") for g in data)
+    assert not any("vman_power_state" in v for v in data["_meta"]["hostvars"].values())
