@@ -67,15 +67,22 @@ options:
       - C(backend=libvirt) connects to C(uri) (default C(qemu:///system)), any libvirt URI, so
         C(qemu+ssh://root@kvm1/system) reaches a remote host (read-only connection); the
         domain of a VM is its C(vman_name).
-      - C(backend=lxc) runs C(lxc-ls) for C(lxc_path) (default C(/var/lib/lxc)) on the
-        controller; the container of a VM is its C(vman_name).
-      - C(backend=xen) runs C(xl list) on the controller and looks for the VM's xl.cfg in
-        C(config_path) (default C(/etc/xen/vms)); the domain of a VM is C(<org>-<name>).
-        LXC and Xen are asked on the controller only (a controller that is the hypervisor
-        host); remote LXC and Xen hosts cannot be asked yet.
+      - C(backend=lxc) runs C(lxc-ls) for C(lxc_path) (default C(/var/lib/lxc)); the
+        container of a VM is its C(vman_name).
+      - C(backend=xen) runs C(xl list -l) and lists the xl.cfg files in C(config_path)
+        (default C(/etc/xen/vms)); a domain that does not run is C(stopped) when its
+        C(<domain>.cfg) is there. The domain of a VM is C(<org>-<name>), as
+        M(vman.lifecycle.xen_domain) names it.
+      - LXC and Xen commands run on the controller, or on the host C(ssh) names
+        (C([user@]host) or a C(Host) of the ssh configuration) through the C(ssh) client
+        (C(BatchMode=yes), so a host that wants a password fails instead of prompting),
+        with C(ssh_args) as extra ssh options (for example C([-p, 2222, -i, /path/key])).
+        The local command is an argument list, never a shell; each word is quoted for the
+        remote shell.
       - C(timeout) (seconds, default 30) bounds the wait for one hypervisor.
-      - Each hypervisor is asked once for all its VMs (libvirt one connection, LXC two
-        C(lxc-ls) runs, Xen one C(xl list)), all hypervisors at the same time.
+      - Each hypervisor is asked once for all its VMs (libvirt one connection; LXC a
+        C(test -d) and two C(lxc-ls) runs; Xen one C(xl list -l) and one C(ls)), all
+        hypervisors at the same time.
       - "Every VM of a listed hypervisor gets the host variable C(vman_power_state) and the
         group C(power_<state>). The states: C(running), C(stopped) (every backend);
         with libvirt also C(paused), C(shutdown) (shutting down), C(crashed),
@@ -121,6 +128,10 @@ live_state:
   lxchost:          # the controller itself runs the LXC containers
     backend: lxc
     lxc_path: /var/lib/lxc
+  dom0a:
+    backend: xen
+    ssh: root@dom0a.example.com
+    ssh_args: [-i, ~/.ssh/fleet_ed25519]
 groups:
   # claimed by a user but not running: worth a look
   ready_but_down: vman_status == 'ready' and vman_power_state | default('') != 'running'

@@ -22,11 +22,13 @@ included (:class:`LibvirtStateReader`, one connection for all domains).
 from __future__ import annotations
 
 import os
+import shlex
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _libvirt, _lxc, _spec, _xl
 from ansible_collections.vman.lifecycle.plugins.module_utils._xen_domain import DomainConverger, config_file
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, VmanError
-from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Runner, fmt_flag, fmt_opt, run
+from ansible_collections.vman.lifecycle.plugins.module_utils._runner import (
+    Runner, fmt_flag, fmt_opt, fmt_positional, run)
 
 RUNNING = "running"
 STOPPED = "stopped"
@@ -158,7 +160,7 @@ class LxcRequestBackend(Backend):
 
     def states(self, names):
         """Two ``lxc-ls`` calls (all, running) whatever the number of names."""
-        if not os.path.isdir(self.lxc.lxcpath):
+        if not self.lxc.has_lxcpath():
             raise VmanError(f"lxc_path {self.lxc.lxcpath} is not a directory")
         known = set(self.lxc.list())
         running = set(self.lxc.list(running=True))
@@ -200,8 +202,10 @@ class XenRequestBackend(Backend):
     kind = "xen"
 
     def __init__(self, config_path="/etc/xen/vms", org="req", defaults=None, host_kernel=None,
-                 shutdown_timeout=60, toolstack=None):
+                 shutdown_timeout=60, toolstack=None, config_lister=None):
         self.config_path = config_path
+        # lists the file names in config_path (a remote dom0's); None: this machine's files
+        self.config_lister = config_lister
         self.org = org
         self.defaults = dict(defaults or {})
         self.host_kernel = host_kernel or os.uname().release
@@ -251,8 +255,15 @@ class XenRequestBackend(Backend):
         """One ``xl list -l`` for all names; a domain that does not run is stopped when its
         xl.cfg exists."""
         running = self.xl.list()
-        return {name: RUNNING if self.domain(name) in running
-                else STOPPED if os.path.exists(self._config(name)) else None
+        if self.config_lister is None:
+            def has_config(name):
+                return os.path.exists(self._config(name))
+        else:
+            files = set(self.config_lister())
+
+            def has_config(name):
+                return os.path.basename(self._config(name)) in files
+        return {name: RUNNING if self.domain(name) in running else STOPPED if has_config(name) else None
                 for name in names}
 
     def facts(self, name):
@@ -312,24 +323,34 @@ class LibvirtStateReader(Backend):
 
 
 #: What :func:`make_state_reader` accepts per kind, besides ``backend`` and ``timeout``.
-STATE_READER_OPTIONS = {"lxc": ("lxc_path",), "xen": ("config_path",), "libvirt": ("uri",)}
+STATE_READER_OPTIONS = {"lxc": ("lxc_path", "ssh", "ssh_args"), "xen": ("config_path", "ssh", "ssh_args"),
+                        "libvirt": ("uri",)}
 
 
 def make_state_reader(kind, options, timeout=30):
     """A read-only backend of ``kind`` on which only :meth:`Backend.states` is called.
 
-    ``options`` are those of :data:`STATE_READER_OPTIONS`. LXC and Xen are asked on this
-    machine (``lxc-ls``, ``xl``), each command within ``timeout`` seconds; the names given to
-    a Xen reader are full domain names (``<org>-<name>``); libvirt connects to ``uri``.
+    ``options`` are those of :data:`STATE_READER_OPTIONS`. LXC and Xen run ``lxc-ls`` and
+    ``xl`` on this machine, or on the host ``ssh`` names (see :func:`ssh_executor`), each
+    command within ``timeout`` seconds; the names given to a Xen reader are full domain names
+    (``<org>-<name>``). libvirt connects to ``uri`` (remote hosts through libvirt's own
+    transports, ``qemu+ssh://``).
     """
     opts = dict(options or {})
+    if opts.get("ssh"):
+        executor = ssh_executor(opts["ssh"], opts.get("ssh_args") or (), timeout)
+    else:
+        executor = _with_timeout(timeout)
     if kind == "lxc":
         lxc_path = opts.get("lxc_path") or "/var/lib/lxc"
         return LxcRequestBackend(lxc_path, "/nonexistent", host_id="fleet-inventory",
-                                 lxc=_lxc.LxcBackend(lxc_path, timeout=timeout))
+                                 lxc=_lxc.LxcBackend(lxc_path, executor=executor, timeout=timeout))
     if kind == "xen":
-        toolstack = _xl.XlToolstack(executor=_with_timeout(timeout))
-        return XenRequestBackend(opts.get("config_path") or "/etc/xen/vms", org=None, toolstack=toolstack)
+        config_path = opts.get("config_path") or "/etc/xen/vms"
+        lister = Runner(["ls"], {"opts": fmt_positional(), "path": fmt_positional()}, executor=executor)
+        return XenRequestBackend(config_path, org=None, toolstack=_xl.XlToolstack(executor=executor),
+                                 config_lister=lambda: lister(["opts", "path"], opts=["-1A", "--"],
+                                                              path=config_path).stdout.splitlines())
     if kind == "libvirt":
         return LibvirtStateReader(opts.get("uri") or "qemu:///system")
     raise ValidationError("live_state", "backend", kind, f"must be one of {', '.join(KINDS)}")
@@ -339,6 +360,29 @@ def _with_timeout(timeout):
     def _run(argv, **kwargs):
         kwargs["timeout"] = timeout
         return run(argv, **kwargs)
+    return _run
+
+
+def ssh_executor(destination, ssh_args=(), timeout=30):
+    """A :class:`Runner` executor that runs each command on ``destination`` through ``ssh``.
+
+    The local command is an argv list (never a shell): ``ssh -o BatchMode=yes -o
+    ConnectTimeout=T [ssh_args] -- DESTINATION 'WORD WORD ...'``, where the words are the
+    command's, each quoted with :func:`shlex.quote` for the remote shell and the program
+    reduced to its name (the remote PATH finds it). BatchMode: a host that wants a password
+    fails instead of prompting. ``ssh_args`` are extra ssh options (``-p``, ``-i``, ``-F``).
+    """
+    if not isinstance(destination, str) or not destination or destination.startswith("-") \
+            or any(c.isspace() for c in destination):
+        raise ValidationError("live_state", "ssh", destination, "must be an ssh destination "
+                              "([user@]host or a Host alias), without spaces, not starting with -")
+    prefix = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, int(timeout))}",
+              *[str(a) for a in ssh_args], "--", destination]
+
+    def _run(argv, **kwargs):
+        kwargs["timeout"] = timeout
+        words = [os.path.basename(str(argv[0]))] + [str(a) for a in argv[1:]]
+        return run(prefix + [shlex.join(words)], **kwargs)
     return _run
 
 

@@ -54,6 +54,13 @@ def parse_live_config(value, default_timeout=DEFAULT_TIMEOUT) -> dict:
             if key not in ("backend", "timeout") + allowed:
                 raise ValidationError(obj, key, entry[key], f"unknown for backend {kind} "
                                       f"(known: backend, timeout, {', '.join(allowed)})")
+        if "ssh" in entry and (not isinstance(entry["ssh"], str) or not entry["ssh"]):
+            raise ValidationError(obj, "ssh", entry["ssh"], "must be an ssh destination ([user@]host)")
+        args = entry.get("ssh_args", [])
+        if not isinstance(args, list) or not all(isinstance(a, (str, int)) for a in args):
+            raise ValidationError(obj, "ssh_args", args, "must be a list of ssh options (strings)")
+        if args and not entry.get("ssh"):
+            raise ValidationError(obj, "ssh_args", args, "needs ssh (the host to run the commands on)")
         timeout = entry.get("timeout", default_timeout)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ValidationError(obj, "timeout", timeout, "must be a number of seconds above 0")

@@ -77,14 +77,38 @@ def silent_socket(tmp_path):
     server.close()
 
 
+# libvirt's test driver reads its domains, with their run states, from a node file
+NODE_XML = """<node>
+  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <name>on</name><memory>65536</memory><os><type>hvm</type></os>
+  </domain>
+  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <name>off</name><memory>65536</memory><os><type>hvm</type></os>
+    <test:runstate>5</test:runstate>
+  </domain>
+  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <name>held</name><memory>65536</memory><os><type>hvm</type></os>
+    <test:runstate>3</test:runstate>
+  </domain>
+</node>
+"""
+
+
 def test_libvirt_running_absent_unreachable_silent_and_cache(tmp_path, silent_socket):
-    """libvirt's ``test:///default`` driver is a real libvirt driver (libvirt's own code, in
-    the client library, no daemon) that always holds one running domain, ``test``; the same
-    reader code reaches ``qemu:///system`` or ``qemu+ssh://`` hosts. The failing hypervisors
-    are real too: a socket path where no daemon listens, and a socket that never answers."""
+    """libvirt's test driver is a real libvirt driver (libvirt's own code, in the client
+    library, no daemon): ``test:///default`` always holds one running domain, ``test``, and
+    ``test:///<file>`` holds the domains of a node file in the run states it gives (shut off,
+    paused). The same reader code reaches ``qemu:///system`` or ``qemu+ssh://`` hosts. The
+    failing hypervisors are real too: a socket path where no daemon listens, and a socket
+    that never answers."""
+    node = tmp_path / "node.xml"
+    node.write_text(NODE_XML)
     url = _store(tmp_path, [
         {"name": "test", "backend": "libvirt", "hypervisor": "testdrv", "spec": {}},
         {"name": "ghost", "backend": "libvirt", "hypervisor": "testdrv", "spec": {}},
+        {"name": "on", "backend": "libvirt", "hypervisor": "nodefile", "spec": {}},
+        {"name": "off", "backend": "libvirt", "hypervisor": "nodefile", "spec": {}},
+        {"name": "held", "backend": "libvirt", "hypervisor": "nodefile", "spec": {}},
         {"name": "k1", "backend": "libvirt", "hypervisor": "nodaemon", "spec": {}},
         {"name": "k2", "backend": "libvirt", "hypervisor": "hung", "spec": {}},
         {"name": "k3", "backend": "libvirt", "hypervisor": "hung", "spec": {}},
@@ -98,15 +122,18 @@ def test_libvirt_running_absent_unreachable_silent_and_cache(tmp_path, silent_so
         "cache_connection": str(cache_dir), "cache_timeout": 3600,
         "live_state": {
             "testdrv": {"backend": "libvirt", "uri": "test:///default"},
+            "nodefile": {"backend": "libvirt", "uri": f"test://{node}"},
             "nodaemon": {"backend": "libvirt", "uri": f"qemu+unix:///system?socket={tmp_path}/none.sock"},
             "hung": {"backend": "libvirt", "uri": f"qemu+unix:///system?socket={silent_socket}",
                      "timeout": 3},
         }}))
     for run in ("miss", "hit"):
         data, stderr, seconds = _inventory(cfg)
-        assert _power(data) == {"test": "running", "ghost": "absent", "k1": "unknown",
-                                "k2": "unknown", "k3": "unknown", "free": None}, run
-        assert _hosts(data, "power_running") == {"test"}
+        assert _power(data) == {"test": "running", "ghost": "absent", "on": "running", "off": "stopped",
+                                "held": "paused", "k1": "unknown", "k2": "unknown", "k3": "unknown",
+                                "free": None}, run
+        assert _hosts(data, "power_running") == {"test", "on"}
+        assert _hosts(data, "power_stopped") == {"off"} and _hosts(data, "power_paused") == {"held"}
         assert _hosts(data, "power_absent") == {"ghost"}
         assert _hosts(data, "power_unknown") == {"k1", "k2", "k3"}
         flat = " ".join(stderr.split())

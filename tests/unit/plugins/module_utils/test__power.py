@@ -41,7 +41,12 @@ def test_parse_live_config():
 @pytest.mark.parametrize("value, field, message", [
     ({"h": {"backend": "vmware"}}, "backend", "must be one of lxc, xen, libvirt"),
     ({"h": {"uri": "qemu:///system"}}, "backend", "must be one of"),
-    ({"h": {"backend": "lxc", "uri": "x"}}, "uri", r"unknown for backend lxc \(known: backend, timeout, lxc_path\)"),
+    ({"h": {"backend": "lxc", "uri": "x"}}, "uri",
+     r"unknown for backend lxc \(known: backend, timeout, lxc_path, ssh, ssh_args\)"),
+    ({"h": {"backend": "libvirt", "ssh": "root@h"}}, "ssh", "unknown for backend libvirt"),
+    ({"h": {"backend": "xen", "ssh": ""}}, "ssh", "ssh destination"),
+    ({"h": {"backend": "xen", "ssh": "h", "ssh_args": "-p 22"}}, "ssh_args", "list of ssh options"),
+    ({"h": {"backend": "xen", "ssh_args": ["-p", "22"]}}, "ssh_args", "needs ssh"),
     ({"h": {"backend": "libvirt", "timeout": 0}}, "timeout", "above 0"),
     ({"h": {"backend": "libvirt", "timeout": "10"}}, "timeout", "number of seconds"),
     ({"h": "libvirt"}, "backend", "mapping with a backend key"),
