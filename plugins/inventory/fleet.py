@@ -88,9 +88,10 @@ options:
         with libvirt also C(paused), C(shutdown) (shutting down), C(crashed),
         C(pmsuspended) and C(unknown) (libvirt's no-state); C(absent) when the hypervisor
         does not know the VM; C(unknown) when the hypervisor could not be asked."
-      - A hypervisor that cannot be asked (an error, no answer within C(timeout)) does not
-        fail the inventory; its VMs get C(unknown) and one warning names the hypervisor and
-        the reason. A malformed entry (unknown backend or key) fails the inventory.
+      - A hypervisor that cannot be asked (an error, no answer within C(timeout), a missing
+        C(lxc_path) or C(config_path)) does not fail the inventory; its VMs get C(unknown)
+        and one warning names the hypervisor and the reason. A malformed entry (unknown
+        backend or key) fails the inventory.
       - The live state is never cached. With O(cache=true) the store data comes from the
         cache, and the hypervisors are asked again at every run.
     type: dict

@@ -347,10 +347,12 @@ def make_state_reader(kind, options, timeout=30):
                                  lxc=_lxc.LxcBackend(lxc_path, executor=executor, timeout=timeout))
     if kind == "xen":
         config_path = opts.get("config_path") or "/etc/xen/vms"
-        lister = Runner(["ls"], {"opts": fmt_positional(), "path": fmt_positional()}, executor=executor)
+        ls = Runner(["ls"], {"opts": fmt_positional(), "path": fmt_positional()}, executor=executor)
+
+        def config_files():
+            return ls(["opts", "path"], opts=["-1A", "--"], path=config_path).stdout.splitlines()
         return XenRequestBackend(config_path, org=None, toolstack=_xl.XlToolstack(executor=executor),
-                                 config_lister=lambda: lister(["opts", "path"], opts=["-1A", "--"],
-                                                              path=config_path).stdout.splitlines())
+                                 config_lister=config_files)
     if kind == "libvirt":
         return LibvirtStateReader(opts.get("uri") or "qemu:///system")
     raise ValidationError("live_state", "backend", kind, f"must be one of {', '.join(KINDS)}")
