@@ -10,6 +10,9 @@ all hypervisors at the same time, each within its own deadline, and never raises
 that fails or stays silent is reported with the reason; :func:`merge_power` adds the variable
 ``vman_power_state`` and the group ``power_<state>`` to copies of the host entries. The first
 and last steps are pure.
+
+The backends (libvirt, lxc, xl wrappers) are imported on first use only: an inventory without
+``live_state`` does not pay for them.
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ from __future__ import annotations
 import threading
 import time
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._backends import (
-    STATE_READER_OPTIONS, make_state_reader)
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, VmanError
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import VAR_PREFIX, group_name
 
@@ -30,6 +31,11 @@ UNKNOWN = "unknown"
 DEFAULT_TIMEOUT = 30
 
 
+def _backends():
+    from ansible_collections.vman.lifecycle.plugins.module_utils import _backends as backends
+    return backends
+
+
 def parse_live_config(value, default_timeout=DEFAULT_TIMEOUT) -> dict:
     """The ``live_state`` option, checked: ``{hypervisor: {"backend", "timeout", "options"}}``.
 
@@ -39,6 +45,7 @@ def parse_live_config(value, default_timeout=DEFAULT_TIMEOUT) -> dict:
     """
     if not value:
         return {}
+    reader_options = _backends().STATE_READER_OPTIONS
     if not isinstance(value, dict):
         raise ValidationError("live_state", "live_state", value, "must be a mapping of hypervisor names")
     out = {}
@@ -47,9 +54,9 @@ def parse_live_config(value, default_timeout=DEFAULT_TIMEOUT) -> dict:
         if not isinstance(entry, dict):
             raise ValidationError(obj, "backend", entry, "must be a mapping with a backend key")
         kind = entry.get("backend")
-        if kind not in STATE_READER_OPTIONS:
-            raise ValidationError(obj, "backend", kind, f"must be one of {', '.join(STATE_READER_OPTIONS)}")
-        allowed = STATE_READER_OPTIONS[kind]
+        if kind not in reader_options:
+            raise ValidationError(obj, "backend", kind, f"must be one of {', '.join(reader_options)}")
+        allowed = reader_options[kind]
         for key in entry:
             if key not in ("backend", "timeout") + allowed:
                 raise ValidationError(obj, key, entry[key], f"unknown for backend {kind} "
@@ -100,13 +107,14 @@ def _ask_one(reader_factory, conf, names, out, key):
         out[key] = ("error", f"{type(exc).__name__}: {exc}")
 
 
-def ask_all(config, wanted, reader_factory=make_state_reader, clock=time.monotonic):
+def ask_all(config, wanted, reader_factory=None, clock=time.monotonic):
     """Ask each hypervisor of ``wanted`` once, all at the same time.
 
     Returns ``(states, failures)``: ``{hypervisor: {guest: state or None}}`` for those that
     answered, ``{hypervisor: reason}`` for those that raised or did not answer within their
     ``timeout`` (their thread is a daemon: it cannot keep the inventory from finishing).
     """
+    reader_factory = reader_factory or _backends().make_state_reader
     results, threads = {}, {}
     for hypervisor, names in wanted.items():
         thread = threading.Thread(target=_ask_one, daemon=True, name=f"vman-power-{hypervisor}",
