@@ -49,7 +49,8 @@ real-keys: venv
 
 real-lxc: venv
 	bash scripts/apt_deps.sh btrfs-progs
-	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__lxc.py tests/unit/plugins/module_utils/test__lxc_setup.py tests/unit/plugins/modules/test_lxc_guest.py
+	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__lxc.py tests/unit/plugins/module_utils/test__lxc_setup.py tests/unit/plugins/modules/test_lxc_guest.py \
+	  tests/unit/plugins/inventory/test_fleet_live_real.py::test_lxc_running_stopped_absent_and_bad_lxc_path
 
 # roles/lxc_provision on real LXC: molecule (delegated driver, this machine) create -> check ->
 # converge -> idempotence -> verify -> destroy. VMAN_LXC_BRIDGE/GATEWAY/PATH pick the testbed.
@@ -57,7 +58,8 @@ molecule-lxc: venv
 	molecule test -s lxc_provision
 
 real-libvirt: venv
-	$(PYTEST) -q -m real tests/unit/plugins/modules/test_vm_snapshot_real.py
+	$(PYTEST) -q -m real tests/unit/plugins/modules/test_vm_snapshot_real.py \
+	  tests/unit/plugins/inventory/test_fleet_live_real.py::test_libvirt_running_absent_unreachable_silent_and_cache
 
 # kvm_provision + guest_provision on a real libvirtd with TCG guests: molecule scenario at
 # collection level (delegated driver); the guest image is built once and cached (see the scenario).

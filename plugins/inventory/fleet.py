@@ -34,7 +34,9 @@ description:
     C(spicepasswd), C(vncpasswd)) and values holding private key material are left out at
     any depth; token hashes and host keys are not read at all.
   - Everything read from the store is marked unsafe, so a C({{ ... }}) in a spec is never
-    templated.
+    templated. With ansible-core 2.17 and 2.18 (which mark unsafe by type), the strings that
+    could be a template (holding a C({) or C(}) or a C(#jinja2:) header) are the ones wrapped
+    as unsafe; the others cannot be templated and stay plain strings.
   - Uses a YAML configuration file whose name ends with C(fleet.yml) or C(fleet.yaml).
 extends_documentation_fragment:
   - ansible.builtin.constructed
@@ -56,16 +58,56 @@ options:
     type: str
     env:
       - name: VMAN_STORE
+  live_state:
+    description:
+      - Ask hypervisors for the live power state of their VMs, by hypervisor name (the
+        C(vman_hypervisor) of the VMs). Each entry names its C(backend) and how to reach it.
+        Hypervisors not listed are not asked, and their VMs get no power state. Empty (the
+        default), the inventory shows what the store records, nothing else.
+      - C(backend=libvirt) connects to C(uri) (default C(qemu:///system)), any libvirt URI, so
+        C(qemu+ssh://root@kvm1/system) reaches a remote host (read-only connection); the
+        domain of a VM is its C(vman_name).
+      - C(backend=lxc) runs C(lxc-ls) for C(lxc_path) (default C(/var/lib/lxc)); the
+        container of a VM is its C(vman_name).
+      - C(backend=xen) runs C(xl list -l) and lists the xl.cfg files in C(config_path)
+        (default C(/etc/xen/vms)); a domain that does not run is C(stopped) when its
+        C(<domain>.cfg) is there. The domain of a VM is C(<org>-<name>), as
+        M(vman.lifecycle.xen_domain) names it.
+      - LXC and Xen commands run on the controller, or on the host C(ssh) names
+        (C([user@]host) or a C(Host) of the ssh configuration) through the C(ssh) client
+        (C(BatchMode=yes), so a host that wants a password fails instead of prompting),
+        with C(ssh_args) as extra ssh options (for example C([-p, 2222, -i, /path/key])).
+        The local command is an argument list, never a shell; each word is quoted for the
+        remote shell.
+      - C(timeout) (seconds, default 30) bounds the wait for one hypervisor.
+      - Each hypervisor is asked once for all its VMs (libvirt one connection; LXC a
+        C(test -d) and two C(lxc-ls) runs; Xen one C(xl list -l) and one C(ls)), all
+        hypervisors at the same time.
+      - "Every VM of a listed hypervisor gets the host variable C(vman_power_state) and the
+        group C(power_<state>). The states: C(running), C(stopped) (every backend);
+        with libvirt also C(paused), C(shutdown) (shutting down), C(crashed),
+        C(pmsuspended) and C(unknown) (libvirt's no-state); C(absent) when the hypervisor
+        does not know the VM; C(unknown) when the hypervisor could not be asked."
+      - A hypervisor that cannot be asked (an error, no answer within C(timeout), a missing
+        C(lxc_path) or C(config_path)) does not fail the inventory; its VMs get C(unknown)
+        and one warning names the hypervisor and the reason. A malformed entry (unknown
+        backend or key) fails the inventory.
+      - The live state is never cached. With O(cache=true) the store data comes from the
+        cache, and the hypervisors are asked again at every run.
+    type: dict
+    default: {}
 notes:
-  - Merging the live power state reported by the hypervisors is planned as a later option;
-    today the inventory shows the lifecycle status the store records, nothing else.
   - "With O(cache=true) the inventory comes from the cache until it expires or
     C(--flush-cache) (or C(meta: refresh_inventory)) refreshes it."
-  - "With ansible-core 2.19 or later, C(ansible-inventory --list) prints each string of this
-    inventory as C({\"__ansible_unsafe\": \"...\"}), on the screen and with C(--output) alike.
+  - "With ansible-core 2.19 or later, C(ansible-inventory --list) prints each string variable of
+    this inventory as C({\"__ansible_unsafe\": \"...\"}), on the screen and with C(--output) alike.
     That is how ansible-core writes any unsafe (untrusted) string in that JSON format, so that
     the output, read back as an inventory script's, stays unsafe: a C(!unsafe) value of a YAML
-    inventory prints the same way. C(--yaml) and C(--host) print plain strings."
+    inventory prints the same way. C(--yaml) and C(--host) print plain strings. With
+    ansible-core 2.17 and 2.18 only the strings that could be a template print that way.
+    Host names in group lists are plain strings with every ansible-core."
+  - "C(ansible-inventory) has C(--flush-cache) from ansible-core 2.19 on; with 2.17 and 2.18,
+    C(ansible-playbook --flush-cache) or C(meta: refresh_inventory) refresh the cache."
   - With ansible-core 2.19, most of the time of C(ansible-inventory --list) on a large fleet is
     ansible-core's own work for that many hosts and variables, not the store's; see
     C(tests/bench/bench_fleet_inventory.py) in the collection, which measures both.
@@ -76,6 +118,24 @@ requirements:
 EXAMPLES = r"""
 # fleet.yml: every VM of the default store
 plugin: vman.lifecycle.fleet
+---
+# live.fleet.yml: plus the live power state (group power_running, power_stopped, ...)
+plugin: vman.lifecycle.fleet
+live_state:
+  kvm1:
+    backend: libvirt
+    uri: qemu+ssh://root@kvm1.example.com/system
+    timeout: 10
+  lxchost:          # the controller itself runs the LXC containers
+    backend: lxc
+    lxc_path: /var/lib/lxc
+  dom0a:
+    backend: xen
+    ssh: root@dom0a.example.com
+    ssh_args: [-i, ~/.ssh/fleet_ed25519]
+groups:
+  # claimed by a user but not running: worth a look
+  ready_but_down: vman_status == 'ready' and vman_power_state | default('') != 'running'
 ---
 # prod.fleet.yml: a PostgreSQL store, cached for 5 minutes, plus groups by owner
 plugin: vman.lifecycle.fleet
@@ -93,12 +153,15 @@ groups:
   big: vman_spec.memory | default(0) | int >= 8192
 """
 
+import re
+
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_entries, redeploy_groups
+from ansible_collections.vman.lifecycle.plugins.module_utils._power import ask_all, merge_power, parse_live_config, plan
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import open_store
 
 SUFFIXES = ("fleet.yml", "fleet.yaml")
@@ -107,11 +170,32 @@ SUFFIXES = ("fleet.yml", "fleet.yaml")
 # templated only when tagged trusted, and an inventory plugin's values are not (its
 # trusted_by_default is False). Data fresh from the store (sqlite3, psycopg, json.loads) holds
 # no trust tag, so wrapping it would only deep-copy it before set_variable deep-copies it
-# again. Older cores mark unsafe by type (AnsibleUnsafeText): there wrap_var is needed.
+# again. Older cores mark unsafe by type (AnsibleUnsafeText): see _wrap_templatable.
 _PLAIN_STR_IS_UNSAFE = type(wrap_var("x")) is str  # pylint: disable=unidiomatic-typecheck
+
+# What makes a string templatable on ansible-core < 2.19: a Jinja delimiter (each starts or
+# ends with a brace) or a "#jinja2:" header, which may redefine the delimiters without braces.
+_TEMPLATABLE = re.compile(r"[{}]|#jinja2:")
 
 
 def _as_is(value):
+    return value
+
+
+def _wrap_templatable(value):
+    """ansible-core < 2.19: a copy of ``value`` where every string that could be templated is
+    AnsibleUnsafeText, the other strings plain.
+
+    A string without a delimiter nor a header is never templated, so it is as safe plain; plain,
+    ``ansible-inventory --list`` prints it as a string (host names in group lists included), not
+    as ``{"__ansible_unsafe": ...}``, which inventory consumers (AWX) do not read back.
+    """
+    if isinstance(value, str):
+        return wrap_var(value) if _TEMPLATABLE.search(value) else value
+    if isinstance(value, dict):
+        return {_wrap_templatable(k): _wrap_templatable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wrap_templatable(v) for v in value]
     return value
 
 
@@ -126,6 +210,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
+        try:
+            live_config = parse_live_config(self.get_option("live_state"))
+        except VmanError as exc:
+            raise AnsibleParserError(f"vman.lifecycle.fleet: {exc}") from None
         # the standard cache pattern: ``cache`` is False when the inventory is refreshed
         # (--flush-cache, meta: refresh_inventory); the user's option says whether to cache
         cache_key = self.get_cache_key(path)
@@ -143,9 +231,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             entries = self._read_store()
         if update_cache:
             self._cache[cache_key] = entries
-        # a cache plugin may hand back strings tagged trusted (a YAML or legacy-JSON decoder):
-        # cached data is always wrapped, which strips such tags
-        self._populate(entries, _as_is if fresh and _PLAIN_STR_IS_UNSAFE else wrap_var)
+        if live_config:
+            entries = self._with_live_state(entries, live_config)
+        if not _PLAIN_STR_IS_UNSAFE:
+            wrap = _wrap_templatable
+        else:
+            # a cache plugin may hand back strings tagged trusted (a YAML or legacy-JSON
+            # decoder): cached data is always wrapped, which strips such tags
+            wrap = _as_is if fresh else wrap_var
+        self._populate(entries, wrap)
 
     def _read_store(self):
         try:
@@ -155,6 +249,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                         "groups": redeploy_groups(by_allocator)}
         except VmanError as exc:
             raise AnsibleParserError(f"vman.lifecycle.fleet: {exc}") from None
+
+    def _with_live_state(self, data, config):
+        """``data`` with the power state merged (a copy: ``data`` may be the cache's)."""
+        hosts = data["hosts"] if isinstance(data, dict) else data
+        states, failures = ask_all(config, plan(hosts, config))
+        for hypervisor, reason in sorted(failures.items()):
+            self.display.warning(f"vman.lifecycle.fleet: hypervisor '{hypervisor}' could not be asked "
+                                 f"for the live power state ({reason}); its VMs are in power_unknown")
+        merged = merge_power(hosts, config, states, failures)
+        return dict(data, hosts=merged) if isinstance(data, dict) else merged
 
     def _populate(self, data, wrap):
         """Hosts, groups and variables from host entries; ``wrap`` marks values unsafe."""

@@ -13,16 +13,22 @@ guest that tells a reboot (marker still there) from a re-initialised VM (marker 
 (``manager: xl``); it has no way into the guest, so it keeps no marker and every restart of a
 ready Xen device counts as re-initialised (its allocators are redeployed, which is always
 safe). A libvirt implementation is not written yet: :func:`make_backend` says so clearly.
+
+:meth:`Backend.states` asks for many guests at once (one ``lxc-ls`` pair, one ``xl list``);
+:func:`make_state_reader` builds the read-only side the ``fleet`` inventory uses, libvirt
+included (:class:`LibvirtStateReader`, one connection for all domains).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 
-from ansible_collections.vman.lifecycle.plugins.module_utils import _lxc, _spec, _xl
+from ansible_collections.vman.lifecycle.plugins.module_utils import _libvirt, _lxc, _spec, _xl
 from ansible_collections.vman.lifecycle.plugins.module_utils._xen_domain import DomainConverger, config_file
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
-from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Runner, fmt_flag, fmt_opt
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, VmanError
+from ansible_collections.vman.lifecycle.plugins.module_utils._runner import (
+    Runner, fmt_flag, fmt_opt, fmt_positional, run)
 
 RUNNING = "running"
 STOPPED = "stopped"
@@ -57,6 +63,11 @@ class Backend:
     def state(self, name):
         """:data:`RUNNING`, :data:`STOPPED` or None when ``name`` does not exist."""
         raise NotImplementedError
+
+    def states(self, names):
+        """``{name: state}`` for every name, in the words of :meth:`state`; a kind that can
+        list its guests asks once for all of them."""
+        return {name: self.state(name) for name in names}
 
     def facts(self, name):
         """``{"boot_id": str or None, "addresses": [str]}`` of a running ``name``; the boot id
@@ -147,6 +158,15 @@ class LxcRequestBackend(Backend):
             return None
         return RUNNING if raw == "RUNNING" else STOPPED
 
+    def states(self, names):
+        """Two ``lxc-ls`` calls (all, running) whatever the number of names."""
+        if not self.lxc.has_lxcpath():
+            raise VmanError(f"lxc_path {self.lxc.lxcpath} is not a directory")
+        known = set(self.lxc.list())
+        running = set(self.lxc.list(running=True))
+        return {name: RUNNING if name in running else STOPPED if name in known else None
+                for name in names}
+
     def facts(self, name):
         res = self._info(["lxcpath", "name", "pid", "humanless"], lxcpath=self.lxc.lxcpath,
                          name=_lxc.validate_name(name), pid=True, humanless=True, check=False)
@@ -182,8 +202,10 @@ class XenRequestBackend(Backend):
     kind = "xen"
 
     def __init__(self, config_path="/etc/xen/vms", org="req", defaults=None, host_kernel=None,
-                 shutdown_timeout=60, toolstack=None):
+                 shutdown_timeout=60, toolstack=None, config_lister=None):
         self.config_path = config_path
+        # lists the file names in config_path (a remote dom0's); None: this machine's files
+        self.config_lister = config_lister
         self.org = org
         self.defaults = dict(defaults or {})
         self.host_kernel = host_kernel or os.uname().release
@@ -193,8 +215,8 @@ class XenRequestBackend(Backend):
                                          shutdown_timeout=shutdown_timeout)
 
     def domain(self, name):
-        """The Xen domain name of device ``name``."""
-        return f"{self.org}-{name}"
+        """The Xen domain name of device ``name`` (``name`` itself with ``org=None``)."""
+        return name if self.org is None else f"{self.org}-{name}"
 
     def _converge(self, name, spec, state):
         vm = {k: v for k, v in (spec or {}).items() if k != "state"}
@@ -229,6 +251,21 @@ class XenRequestBackend(Backend):
             return RUNNING
         return STOPPED if os.path.exists(self._config(name)) else None
 
+    def states(self, names):
+        """One ``xl list -l`` for all names; a domain that does not run is stopped when its
+        xl.cfg exists."""
+        running = self.xl.list()
+        if self.config_lister is None:
+            def has_config(name):
+                return os.path.exists(self._config(name))
+        else:
+            files = set(self.config_lister())
+
+            def has_config(name):
+                return os.path.basename(self._config(name)) in files
+        return {name: RUNNING if self.domain(name) in running else STOPPED if has_config(name) else None
+                for name in names}
+
     def facts(self, name):
         domid = self.xl.domid(self.domain(name))
         try:
@@ -250,6 +287,105 @@ class XenRequestBackend(Backend):
 
     def write_marker(self, name, value):
         return None
+
+
+class LibvirtStateReader(Backend):
+    """The power state of libvirt domains, read only, through one connection to ``uri`` (any
+    libvirt URI: ``qemu:///system``, ``qemu+ssh://root@host/system``, ``test:///default``).
+
+    Only :meth:`state` and :meth:`states`: the lifecycle's libvirt backend (define, start, ...)
+    is not written yet. The words are those of :func:`_libvirt.domain_state` (``running``,
+    ``stopped``, ``paused``, ``shutdown``, ``crashed``, ``pmsuspended``, ``unknown``), None
+    for a domain the connection does not know.
+    """
+
+    kind = "libvirt"
+
+    def __init__(self, uri="qemu:///system"):
+        self.uri = uri
+
+    def state(self, name):
+        return self.states([name])[name]
+
+    def states(self, names):
+        conn = _libvirt.connect(self.uri, readonly=True)
+        try:
+            try:
+                domains = {dom.name(): dom for dom in conn.listAllDomains(0)}
+                found = {name: _libvirt.domain_state(domains[name])
+                         for name in names if name in domains}
+            except _libvirt.libvirt.libvirtError as exc:
+                raise _libvirt.LibvirtError(f"cannot list the domains of {self.uri}: {exc}",
+                                            self.uri) from None
+        finally:
+            _libvirt.close(conn)
+        return {name: found.get(name) for name in names}
+
+
+#: What :func:`make_state_reader` accepts per kind, besides ``backend`` and ``timeout``.
+STATE_READER_OPTIONS = {"lxc": ("lxc_path", "ssh", "ssh_args"), "xen": ("config_path", "ssh", "ssh_args"),
+                        "libvirt": ("uri",)}
+
+
+def make_state_reader(kind, options, timeout=30):
+    """A read-only backend of ``kind`` on which only :meth:`Backend.states` is called.
+
+    ``options`` are those of :data:`STATE_READER_OPTIONS`. LXC and Xen run ``lxc-ls`` and
+    ``xl`` on this machine, or on the host ``ssh`` names (see :func:`ssh_executor`), each
+    command within ``timeout`` seconds; the names given to a Xen reader are full domain names
+    (``<org>-<name>``). libvirt connects to ``uri`` (remote hosts through libvirt's own
+    transports, ``qemu+ssh://``).
+    """
+    opts = dict(options or {})
+    if opts.get("ssh"):
+        executor = ssh_executor(opts["ssh"], opts.get("ssh_args") or (), timeout)
+    else:
+        executor = _with_timeout(timeout)
+    if kind == "lxc":
+        lxc_path = opts.get("lxc_path") or "/var/lib/lxc"
+        return LxcRequestBackend(lxc_path, "/nonexistent", host_id="fleet-inventory",
+                                 lxc=_lxc.LxcBackend(lxc_path, executor=executor, timeout=timeout))
+    if kind == "xen":
+        config_path = opts.get("config_path") or "/etc/xen/vms"
+        ls = Runner(["ls"], {"opts": fmt_positional(), "path": fmt_positional()}, executor=executor)
+
+        def config_files():
+            return ls(["opts", "path"], opts=["-1A", "--"], path=config_path).stdout.splitlines()
+        return XenRequestBackend(config_path, org=None, toolstack=_xl.XlToolstack(executor=executor),
+                                 config_lister=config_files)
+    if kind == "libvirt":
+        return LibvirtStateReader(opts.get("uri") or "qemu:///system")
+    raise ValidationError("live_state", "backend", kind, f"must be one of {', '.join(KINDS)}")
+
+
+def _with_timeout(timeout):
+    def _run(argv, **kwargs):
+        kwargs["timeout"] = timeout
+        return run(argv, **kwargs)
+    return _run
+
+
+def ssh_executor(destination, ssh_args=(), timeout=30):
+    """A :class:`Runner` executor that runs each command on ``destination`` through ``ssh``.
+
+    The local command is an argv list (never a shell): ``ssh -o BatchMode=yes -o
+    ConnectTimeout=T [ssh_args] -- DESTINATION 'WORD WORD ...'``, where the words are the
+    command's, each quoted with :func:`shlex.quote` for the remote shell and the program
+    reduced to its name (the remote PATH finds it). BatchMode: a host that wants a password
+    fails instead of prompting. ``ssh_args`` are extra ssh options (``-p``, ``-i``, ``-F``).
+    """
+    if not isinstance(destination, str) or not destination or destination.startswith("-") \
+            or any(c.isspace() for c in destination):
+        raise ValidationError("live_state", "ssh", destination, "must be an ssh destination "
+                              "([user@]host or a Host alias), without spaces, not starting with -")
+    prefix = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, int(timeout))}",
+              *[str(a) for a in ssh_args], "--", destination]
+
+    def _run(argv, **kwargs):
+        kwargs["timeout"] = timeout
+        words = [os.path.basename(str(argv[0]))] + [str(a) for a in argv[1:]]
+        return run(prefix + [shlex.join(words)], **kwargs)
+    return _run
 
 
 def make_backend(kind, options):

@@ -534,6 +534,8 @@ class LxcBackend:
         self._stat = Runner.for_binary("stat", {"opts": fmt_positional(),
                                                 "path": fmt_positional()}, **kwargs)
         self._zfs = Runner.for_binary("zfs", {"opts": fmt_positional()}, **kwargs)
+        self._test = Runner.for_binary("test", {"opts": fmt_positional(), "path": fmt_positional()},
+                                       **kwargs)
 
     # -- reading
     def list(self, running=False) -> list:
@@ -541,6 +543,14 @@ class LxcBackend:
         res = self._tool["lxc-ls"](["lxcpath", "one", "running"], lxcpath=self.lxcpath,
                                    one=True, running=running)
         return [n for n in res.stdout.split() if n]
+
+    def has_lxcpath(self) -> bool:
+        """Whether the lxcpath is a directory, asked through the executor (so on the host the
+        commands run on); an executor failure (ssh: 255) raises CommandError."""
+        res = self._test(["opts", "path"], opts=["-d"], path=self.lxcpath, check=False)
+        if res.rc not in (0, 1):
+            raise CommandError(res.argv, res.rc, res.stdout, res.stderr)
+        return res.rc == 0
 
     def exists(self, name) -> bool:
         return os.path.isfile(self.config_path(name))

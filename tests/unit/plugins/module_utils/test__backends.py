@@ -7,6 +7,7 @@ the factory, and the LXC boot-id helper. Real LXC: tests/unit/plugins/modules/te
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -88,3 +89,86 @@ def test_lxc_backend_on_an_empty_lxcpath(tmp_path):
                                    host_id="t.example")
     assert backend.state("web-1") is None
     backend.delete("web-1", keep_storage=False)        # nothing there: nothing to do
+
+
+class FakeListingXl:
+    """Running domains for ``xl list -l``; counts the calls (a stand-in for XlToolstack)."""
+
+    def __init__(self, running):
+        self.running, self.lists = running, 0
+
+    def list(self):
+        self.lists += 1
+        return {name: object() for name in self.running}
+
+
+def test_xen_states_one_xl_list_for_all_domains(tmp_path):
+    (tmp_path / "acme-off.cfg").write_text('name = "acme-off"\n')
+    xl = FakeListingXl(["acme-on", "other-on"])
+    reader = be.XenRequestBackend(str(tmp_path), org=None, toolstack=xl, host_kernel="6.1.0")
+    assert reader.states(["acme-on", "acme-off", "acme-gone"]) == {
+        "acme-on": be.RUNNING, "acme-off": be.STOPPED, "acme-gone": None}
+    assert xl.lists == 1
+    # the reconciler's org-prefixed names are unchanged
+    assert be.XenRequestBackend(str(tmp_path), org="acme", toolstack=xl).states(["off"]) == {"off": be.STOPPED}
+
+
+def test_lxc_states_two_lxc_ls_runs_whatever_the_number(tmp_path):
+    from ansible_collections.vman.lifecycle.plugins.module_utils import _lxc
+    from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Result
+    calls = []
+
+    def fake_executor(argv, **kwargs):         # a stand-in for test/lxc-ls, named as such
+        calls.append(([os.path.basename(argv[0])] + argv[1:], kwargs["timeout"]))
+        out = "c-run\n" if "--running" in argv else "c-run\nc-off\n"
+        return Result(argv, 0, out, "")
+
+    reader = be.make_state_reader("lxc", {"lxc_path": str(tmp_path)}, timeout=7)
+    reader.lxc = _lxc.LxcBackend(str(tmp_path), executor=fake_executor, timeout=7)
+    names = ["c-run", "c-off"] + [f"gone{i}" for i in range(50)]
+    got = reader.states(names)
+    assert got["c-run"] == be.RUNNING and got["c-off"] == be.STOPPED and got["gone7"] is None
+    assert calls == [(["test", "-d", str(tmp_path)], 7), (["lxc-ls", "-P", str(tmp_path), "-1"], 7),
+                     (["lxc-ls", "-P", str(tmp_path), "-1", "--running"], 7)]
+    missing = be.make_state_reader("lxc", {"lxc_path": str(tmp_path / "nope")})
+    with pytest.raises(be.VmanError, match="is not a directory"):
+        missing.states(["c-run"])
+
+
+XL_LIST = json.dumps([{"domid": 0, "config": {"c_info": {"name": "Domain-0"}}},
+                      {"domid": 7, "config": {"c_info": {"name": "acme-on"}, "b_info": {}}}])
+
+
+def test_xen_reader_over_ssh_argv_and_states(monkeypatch):
+    """The ssh executor's argv, with a stand-in for the local run (fake_run); real ssh and xl:
+    tests/testbed/test_fleet_live_xen_real.py."""
+    from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Result
+    seen = []
+
+    def fake_run(argv, **kwargs):
+        seen.append((argv, kwargs["timeout"]))
+        out = XL_LIST if argv[-1] == "xl list -l" else "acme-on.cfg\nacme-off.cfg\nnotes.txt\n"
+        return Result(argv, 0, out, "")
+
+    monkeypatch.setattr(be, "run", fake_run)
+    reader = be.make_state_reader("xen", {"config_path": "/srv/xen vms", "ssh": "root@dom0a",
+                                          "ssh_args": ["-p", 2222]}, timeout=9)
+    assert reader.states(["acme-on", "acme-off", "acme-gone"]) == {
+        "acme-on": be.RUNNING, "acme-off": be.STOPPED, "acme-gone": None}
+    prefix = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=9", "-p", "2222", "--", "root@dom0a"]
+    assert seen == [(prefix + ["xl list -l"], 9), (prefix + ["ls -1A -- '/srv/xen vms'"], 9)]
+
+
+@pytest.mark.parametrize("destination", ["", "-oProxyCommand=x", "root@h x", None])
+def test_ssh_destination_refused(destination):
+    with pytest.raises(ValidationError, match="ssh destination"):
+        be.ssh_executor(destination)
+
+
+def test_state_reader_factory():
+    assert isinstance(be.make_state_reader("xen", {}), be.XenRequestBackend)
+    assert be.make_state_reader("xen", {}).domain("acme-web1") == "acme-web1"
+    reader = be.make_state_reader("libvirt", {"uri": "test:///default"})
+    assert isinstance(reader, be.LibvirtStateReader) and reader.uri == "test:///default"
+    with pytest.raises(ValidationError, match="must be one of"):
+        be.make_state_reader("vmware", {})
