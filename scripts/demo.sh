@@ -42,6 +42,8 @@ export VMAN_STORE="sqlite:///$demo/lifecycle.db" VMAN_DEMO_BACKEND=$backend VMAN
 ssh-keygen -q -t ed25519 -N '' -C vman-demo-controller -f "$demo/controller_key"
 cleanups=()
 cleanup() {
+  # shellcheck disable=SC2034  # read by the cleanups (eval)
+  rc=$?
   local i
   for (( i=${#cleanups[@]}-1; i>=0; i-- )); do eval "${cleanups[i]}" || true; done
 }
@@ -49,6 +51,33 @@ trap cleanup EXIT
 
 free_port() {
   "$py" -c 'import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
+}
+
+# lifecycle.yml, what both backends share: netconfs (first IPv4 of each kind), one flavor of
+# two VMs (backend, hypervisor, spec), the callback listener (bind, host, port), the controller's
+# SSH side. Arguments: VM SERVICE TEST-SERVICE BACKEND HYPERVISOR SPEC BIND HOST PORT
+write_settings() {
+  cat > "$demo/lifecycle.yml" <<YAML
+lifecycle_netconf_pool: demo
+lifecycle_demo_netconfs:
+  - {kind: vm, ranges: [{hostname: "vm{n:02d}.demo.vman.test", ipv4: "$1", ipv6: "fd00:56::a:0", count: 4}]}
+  - {kind: service, ranges: [{hostname: "site{n:02d}.demo.vman.test", ipv4: "$2", ipv6: "fd00:56::b:0", count: 4}]}
+  - {kind: test-service, ranges: [{hostname: "test-site{n:02d}.demo.vman.test", ipv4: "$3", count: 4}]}
+lifecycle_flavors:
+  - name: small
+    threshold: 2
+    org: demo
+    backend: $4
+    hypervisor: $5
+    spec: $6
+lifecycle_flavor: small
+lifecycle_callback_bind: "$7"
+lifecycle_callback_host: "$8"
+lifecycle_callback_port: $9
+lifecycle_authorized_keys: ["$(cat "$demo/controller_key.pub")"]
+lifecycle_known_hosts: "$demo/known_hosts"
+lifecycle_password_dir: "$demo/shown"
+YAML
 }
 
 setup_lxc() {
@@ -60,8 +89,10 @@ setup_lxc() {
   bash tests/testbed/lxc-setup.sh > "$demo/lxc-setup.env"
   bash tests/testbed/lxc-lifecycle-base.sh > "$demo/lxc-base.env"
   cat "$demo/lxc-base.env"
-  # guests of a failed run; the purge step already removed them on success
+  # guests of a failed run; the purge step already removed them on success (evaluated later)
+  # shellcheck disable=SC2016
   cleanups+=('for ct in $(lxc-ls -P "$VMAN_LXC_PATH" -1 2>/dev/null | grep -E "^[0-9a-f]{8}-" || true); do lxc-destroy -P "$VMAN_LXC_PATH" -n "$ct" -f >/dev/null 2>&1 || true; done')
+  # shellcheck disable=SC2016
   cleanups+=('[ -n "${VMAN_LXC_KEEP:-}" ] || bash tests/testbed/lxc-down.sh')
   # addresses: the gateway's network; the demo's guests take the upper half of it
   local gateway network vm_first svc_first test_first port
@@ -73,27 +104,10 @@ print(iface.ip, iface.network, half + 10, half + 40, half + 70)
 PY
 )
   port=$(free_port "$gateway")
-  cat > "$demo/lifecycle.yml" <<YAML
-lifecycle_netconf_pool: demo
-lifecycle_demo_netconfs:
-  - {kind: vm, ranges: [{hostname: "vm{n:02d}.demo.vman.test", ipv4: "$vm_first", ipv6: "fd00:56::a:0", count: 4}]}
-  - {kind: service, ranges: [{hostname: "site{n:02d}.demo.vman.test", ipv4: "$svc_first", ipv6: "fd00:56::b:0", count: 4}]}
-  - {kind: test-service, ranges: [{hostname: "test-site{n:02d}.demo.vman.test", ipv4: "$test_first", count: 4}]}
-lifecycle_flavors:
-  - name: small
-    threshold: 2
-    org: demo
-    backend: lxc
-    hypervisor: localhost
-    spec: {memory: 512, vcpus: 1, os: {type: debian, version: bookworm}}
-lifecycle_flavor: small
-lifecycle_callback_bind: "$gateway"
-lifecycle_callback_host: "$gateway"
-lifecycle_callback_port: $port
+  write_settings "$vm_first" "$svc_first" "$test_first" lxc localhost \
+    "{memory: 512, vcpus: 1, os: {type: debian, version: bookworm}}" "$gateway" "$gateway" "$port"
+  cat >> "$demo/lifecycle.yml" <<YAML
 lifecycle_callback_timeout: 300
-lifecycle_authorized_keys: ["$(cat "$demo/controller_key.pub")"]
-lifecycle_known_hosts: "$demo/known_hosts"
-lifecycle_password_dir: "$demo/shown"
 lifecycle_lxc:
   lxc_path: "$VMAN_LXC_PATH"
   settings_dir: "$VMAN_LXC_SETTINGS"
@@ -104,6 +118,7 @@ lifecycle_lxc:
   network: "$network"
   gateway: "$gateway"
 YAML
+  live_state="{localhost: {backend: lxc, lxc_path: '$VMAN_LXC_PATH'}}"
   cat > "$demo/inventory/group_vars/backend_lxc.yml" <<YAML
 ansible_user: root
 ansible_python_interpreter: /usr/bin/python3
@@ -112,6 +127,15 @@ ansible_host_key_checking: true
 ansible_pipelining: true
 ansible_ssh_common_args: "-o UserKnownHostsFile=$demo/known_hosts -o StrictHostKeyChecking=yes"
 YAML
+}
+
+# the domains of org "demo" (the demo's), their units, configs and NFS roots in the dom0
+xen_remove_demo_guests() {
+  ssh -F "$1/ssh_config" testbed 'for c in /etc/xen/vms/demo-*.cfg; do
+      [ -e "$c" ] || continue; d=$(basename "$c" .cfg)
+      systemctl stop "vm@$d.service"; systemctl disable -q "vm@$d.service"
+      rm -f "$c" "/etc/xen/vms/$d.install-pending"; echo "demo.sh: removed the Xen guest $d"
+    done; rm -rf /srv/vman-lifecycle/demo'
 }
 
 setup_xen() {
@@ -126,7 +150,12 @@ setup_xen() {
     VMAN_XEN_BOOT_TIMEOUT=${VMAN_XEN_BOOT_TIMEOUT:-900} bash tests/testbed/xen-up.sh "$state"
   fi
   export VMAN_XEN_TESTBED=$state
+  # guests of an earlier failed run on this testbed (same addresses) go first; this run's go
+  # at the end when it fails (the purge step removes them when it succeeds)
+  xen_remove_demo_guests "$state"
+  cleanups+=("[ \$rc -eq 0 ] || xen_remove_demo_guests '$state'")
   banner "Xen host: vm@ units, domU initrd (dracut), NFS export of the roots, root image"
+  # shellcheck disable=SC2086
   "$bin/ansible-playbook" $verbosity -i "$state/inventory.ini" tests/testbed/xen-lifecycle-host.yml
   # the guests (10.200.0.0/24 behind the dom0) reach the controller's callback listener through
   # a remote forward of this SSH connection: the listener sees 127.0.0.1, the tunnel's end
@@ -139,28 +168,13 @@ setup_xen() {
   sleep 2
   kill -0 "$tunnel" || { echo "demo.sh: the callback tunnel to the dom0 did not come up" >&2; exit 1; }
   cp "$state/inventory.ini" "$demo/inventory/hypervisors.ini"
-  cat > "$demo/lifecycle.yml" <<YAML
-lifecycle_netconf_pool: demo
-lifecycle_demo_netconfs:
-  - {kind: vm, ranges: [{hostname: "vm{n:02d}.demo.vman.test", ipv4: "10.200.0.40", ipv6: "fd00:56::a:0", count: 4}]}
-  - {kind: service, ranges: [{hostname: "site{n:02d}.demo.vman.test", ipv4: "10.200.0.140", ipv6: "fd00:56::b:0", count: 4}]}
-  - {kind: test-service, ranges: [{hostname: "test-site{n:02d}.demo.vman.test", ipv4: "10.200.0.170", count: 4}]}
-lifecycle_flavors:
-  - name: small
-    threshold: 2
-    org: demo
-    backend: xen
-    hypervisor: xen_testbed
-    spec: {memory: 256, vcpus: 1, os: {type: debian, version: "12"}}
-lifecycle_flavor: small
-lifecycle_callback_bind: 127.0.0.1
-lifecycle_callback_host: 10.200.0.1
-lifecycle_callback_port: $port
-lifecycle_callback_timeout: 900
+  live_state="{xen_testbed: {backend: xen, ssh: testbed, ssh_args: [-F, '$state/ssh_config']}}"
+  write_settings 10.200.0.40 10.200.0.140 10.200.0.170 xen xen_testbed \
+    '{memory: 256, vcpus: 1, os: {type: debian, version: "12"}}' 127.0.0.1 10.200.0.1 "$port"
+  cat >> "$demo/lifecycle.yml" <<YAML
+lifecycle_callback_timeout: 1200
+lifecycle_connect_timeout: 1200
 lifecycle_trusted_proxies: [127.0.0.1]
-lifecycle_authorized_keys: ["$(cat "$demo/controller_key.pub")"]
-lifecycle_known_hosts: "$demo/known_hosts"
-lifecycle_password_dir: "$demo/shown"
 lifecycle_xen:
   config_path: /etc/xen/vms
   manager: systemd
@@ -175,6 +189,7 @@ lifecycle_xen:
     nameserver: [10.200.0.1]
     network_bridge: xenbr0
     initrd: /etc/xen/initrd.img
+    cpu_str: all
     additional_xen_options: {on_crash: destroy}
 YAML
   # the guests are reached through the dom0 (their network has no route from here)
@@ -195,6 +210,8 @@ YAML
 cat > "$demo/inventory/demo.fleet.yml" <<YAML
 plugin: vman.lifecycle.fleet
 store: "$VMAN_STORE"
+# the power state each hypervisor reports, beside the status the store records
+live_state: $live_state
 keyed_groups:
   - key: vman_owner | default('nobody', true)
     prefix: owner
@@ -218,7 +235,7 @@ if not vms:
     print("   (no VM in the store)")
 for host, hv in sorted(vms.items()):
     groups = sorted(g for g, v in inv.items() if g not in ("_meta", "all") and host in v.get("hosts", []))
-    print(f"   {host:45} {hv['vman_status']:13} owner={hv.get('vman_owner') or '-':6} "
+    print(f"   {host:45} {hv['vman_status']:13} {hv.get('vman_power_state', '-'):8} owner={hv.get('vman_owner') or '-':6} "
           f"{hv.get('ansible_host', '-'):15} groups={','.join(groups)}")
 PY
   if [ -n "$hook" ]; then $hook "$1"; fi

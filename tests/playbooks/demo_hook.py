@@ -15,6 +15,7 @@ through the dom0 with the demo's controller key and known_hosts).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -70,7 +71,7 @@ print(json.dumps({"token_file": os.path.exists("/etc/vman/install-token"), "owne
 """
 # run in the dom0: the domain's state and, when it runs, its default web site
 _DOM0_PROBE = r"""
-import json, os, subprocess, sys, urllib.request
+import json, os, subprocess, sys, time, urllib.request
 domain, ip = sys.argv[1], sys.argv[2]
 if subprocess.run(["xl", "domid", domain], capture_output=True).returncode == 0:
     state = "RUNNING"
@@ -78,13 +79,21 @@ elif os.path.exists(f"/etc/xen/vms/{domain}.cfg"):
     state = "STOPPED"
 else:
     state = "absent"
-seen = {"state": state}
-if state == "RUNNING" and ip:
+org, _, name = domain.partition("-")
+seen = {"state": state, "nfs_root": os.path.isdir(f"/srv/vman-lifecycle/{org}/{name}-root")}
+# a web server just started under TCG takes seconds to listen: refused calls are retried for
+# up to 60 s (a quarantined site stays refused)
+deadline = time.monotonic() + 60
+while state == "RUNNING" and ip:
     try:
         with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"http://{ip}/", timeout=5) as answer:
             seen["web"] = answer.read().decode("utf-8", "replace")
+        break
     except OSError as exc:
         seen["web"] = f"error: {exc}"
+        if "refused" not in str(exc) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
 print(json.dumps(seen))
 """
 
@@ -98,15 +107,23 @@ def _ssh_json(argv, script, *args):
 
 
 def observe_xen(testbed, demo, domain, owner, ip):
-    """A Xen guest of the demo, seen from the dom0 and from inside (through the dom0)."""
-    dom0 = ["ssh", "-F", os.path.join(testbed, "ssh_config"), "testbed"]
+    """A Xen guest of the demo, seen from the dom0 and from inside (through the dom0).
+
+    SSH connections are kept open between the hook's runs (ControlPersist), an SSH handshake
+    through the dom0 with a guest under TCG takes 10-40 s.
+    """
+    # a socket path must stay under 108 bytes: a short one in /tmp, distinct per demo directory
+    sockets = f"/tmp/vman-hook-{hashlib.sha256(demo.encode()).hexdigest()[:8]}-%C"
+    shared = ["-o", "ControlMaster=auto", "-o", f"ControlPath={sockets}", "-o", "ControlPersist=900"]
+    dom0 = ["ssh", "-F", os.path.join(testbed, "ssh_config")] + shared + ["testbed"]
     seen = _ssh_json(dom0, _DOM0_PROBE, domain, ip or "")
     if seen.get("state") != "RUNNING" or not ip:
         return seen
-    guest = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-             "-o", f"UserKnownHostsFile={demo}/known_hosts", "-i", f"{demo}/controller_key",
-             "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=30",
-             "-o", f"ProxyCommand=ssh -F {testbed}/ssh_config -W %h:%p testbed", f"root@{ip}"]
+    guest = ["ssh"] + shared + [
+        "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={demo}/known_hosts", "-i", f"{demo}/controller_key",
+        "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=30",
+        "-o", f"ProxyCommand=ssh -F {testbed}/ssh_config -W %h:%p testbed", f"root@{ip}"]
     seen.update(_ssh_json(guest, _GUEST_PROBE, owner or ""))
     return seen
 

@@ -102,20 +102,24 @@ def demo(request, tmp_path_factory):
     db.close()
 
 
+def _vms(inv):
+    """Host variables of the VMs (the Xen demo's inventory also holds its hypervisor)."""
+    return [hv for hv in inv["_meta"]["hostvars"].values() if "vman_status" in hv]
+
+
 def _status(inv):
-    return {hv["vman_name"]: (hv["vman_status"], hv.get("vman_owner"))
-            for hv in inv["_meta"]["hostvars"].values()}
+    return {hv["vman_name"]: (hv["vman_status"], hv.get("vman_owner")) for hv in _vms(inv)}
 
 
 def _by_owner(inv, owner):
-    return [hv for hv in inv["_meta"]["hostvars"].values() if hv.get("vman_owner") == owner][0]
+    return [hv for hv in _vms(inv) if hv.get("vman_owner") == owner][0]
 
 
 @pytest.mark.real
 def test_preallocate_callback_postinstall(demo):
     inv = demo["steps"]["preallocate"]
     assert sorted(s for s, _o in _status(inv).values()) == ["preallocated", "preallocated"]
-    assert sorted(inv["pool"]["hosts"]) == sorted(inv["_meta"]["hostvars"])
+    assert sorted(inv["pool"]["hosts"]) == sorted(h for h, hv in inv["_meta"]["hostvars"].items() if "vman_status" in hv)
     vms = list(_status(inv))
     # the callback came from inside each guest: its own address, accepted once, token spent
     for vm in vms:
@@ -195,6 +199,10 @@ def test_cancel_and_purge(demo):
     assert demo["known_hosts"]["purge-check"] == demo["known_hosts"]["cancel"]
     assert sorted(s for s, _o in _status(demo["steps"]["purge"]).values()) == ["purged"] * 2
     assert all(seen["state"] == "absent" for seen in demo["hooks"]["purge"].values())
+    if demo["backend"] == "xen":
+        # the NFS roots in the dom0 stay until the purge, which removes them
+        assert all(seen["nfs_root"] for seen in demo["hooks"]["purge-check"].values())
+        assert not any(seen["nfs_root"] for seen in demo["hooks"]["purge"].values())
     free = demo["db"].execute("SELECT COUNT(*) FROM netconfs WHERE in_use_by IS NOT NULL").fetchone()[0]
     assert free == 0
     # the host keys are forgotten: no public key in the store, no entry in known_hosts
@@ -246,3 +254,21 @@ def test_no_secret_in_vvv_output_or_inventories(demo):
         assert password not in text, name
         leaked = [c for c in set(TOKEN_LIKE.findall(text)) if hash_token(c) in token_hashes]
         assert leaked == [], name
+
+
+@pytest.mark.real
+def test_live_power_state_in_the_inventory_matches_the_guests(demo):
+    """The demo's fleet inventory asks the hypervisor (live_state: lxc-ls on this machine, xl
+    over SSH in the dom0): after every step its vman_power_state is what the hook saw."""
+    want = {"RUNNING": "running", "STOPPED": "stopped", "absent": "absent"}
+    checked = 0
+    for step, inv in demo["steps"].items():
+        for hv in _vms(inv):
+            seen = demo["hooks"].get(step, {}).get(hv.get("vman_name"))
+            if "vman_status" not in hv or not seen or seen.get("state") not in want:
+                continue
+            assert hv["vman_power_state"] == want[seen["state"]], (step, hv["vman_name"], seen["state"])
+            assert f"power_{hv['vman_power_state']}" in inv, (step, sorted(inv))
+            checked += 1
+    # every VM at every step after the netconfs (two VMs, 14 steps)
+    assert checked == 2 * (len(demo["steps"]) - 1) == 28, checked
