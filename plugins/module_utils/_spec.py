@@ -357,7 +357,7 @@ def _interfaces(check: _Checker, raw, d: dict) -> tuple:
         vifname = iface.get("vifname")
         if vifname is None and d.get("vifname_prefix"):
             vifname = f"{d['vifname_prefix']}.{index}"
-        bridge = iface.get("bridge") or d.get("lazy_network_bridge") or None
+        bridge = iface.get("bridge") or d.get("lazy_network_bridge") or d.get("network_bridge") or None
         out.append(Interface(
             index=index,
             ip=ip,

@@ -158,3 +158,18 @@ def test_spec_to_dict_drops_spice_password():
     spec = _spec.normalize(vm(builder="hvm", spice=True, spicepasswd="hunter2"), DEFAULTS)
     out = _spec.spec_to_dict(spec)
     assert "hunter2" not in repr(out) and out["full_name"] == "stuvus-web01"
+
+
+def test_network_bridge_default_used_when_no_lazy_or_own_bridge():
+    """defaults.network_bridge (xen_domain called without the role) reaches the vif; the
+    role's lazily evaluated bridge and an interface's own bridge win over it."""
+    ifaces = [{"ip": "10.0.0.15"}, {"bridge": "br1"}]
+    plain = _spec.normalize(vm(interfaces=ifaces), dict(DEFAULTS, network_bridge="xenbr0"))
+    assert [i.bridge for i in plain.interfaces] == ["xenbr0", "br1"]
+    lazy = _spec.normalize(vm(interfaces=ifaces),
+                           dict(DEFAULTS, network_bridge="xenbr0", lazy_network_bridge="br0"))
+    assert [i.bridge for i in lazy.interfaces] == ["br0", "br1"]
+    bad = dict(DEFAULTS, network_bridge="bad bridge!")
+    with pytest.raises(ValidationError) as exc:
+        _spec.normalize(vm(interfaces=[{"ip": "10.0.0.15"}]), bad)
+    assert "bridge" in str(exc.value) and "bad bridge!" in str(exc.value)
