@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _iscsi, _rootfs, _spec, _units
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_name
 
 PREFIX = "xen_vman_"
 #: role variables that are host settings, not VM defaults
@@ -233,7 +234,7 @@ def lifecycle_vm(spec, org, name, netconfs, defaults=None, prefix=24) -> dict:
     MAC. Returns ``{"vm": entry, "root_path": path}``; ``root_path`` is where the NFS root of
     the VM is on the dom0 (validated as ``vm_rootfs`` does), None for any other root.
     """
-    label = f"{org}-{name}" if org else str(name)
+    label = host_name({"org": org, "name": name})
     if not isinstance(spec, Mapping):
         raise ValidationError(label, "spec", spec, "must be a dict (the VM's stored spec)")
     if not isinstance(prefix, int) or isinstance(prefix, bool) or not 1 <= prefix <= 32:
