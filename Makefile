@@ -115,7 +115,11 @@ real-rootfs: venv
 molecule-xen:
 	VMAN_MOLECULE_PYTHON=$(CURDIR)/$(VENV)/bin/python $(VENV)/bin/molecule test -s xen_vman
 
-test: lint sanity units integration newest-core real
+# Each stage is timed by scripts/stages.sh: `stage <name> <seconds>` lines and a total at the end.
+TEST_STAGES ?= venv lint sanity units integration newest-core real-store real-keys real-lxc \
+  molecule-lxc real-requests real-lifecycle real-rootfs real-libvirt real-guest-provision real-xen
+test:
+	bash scripts/stages.sh $(TEST_STAGES)
 	@echo "make test: all stages passed"
 
 demo: venv

@@ -16,10 +16,14 @@ if [ -z "${VMAN_XEN_TESTBED:-}" ]; then
   # 40-80 s to SSH on an idle machine; a loaded one (seen: load 12 on 2 cores) took over 300 s.
   VMAN_XEN_BOOT_TIMEOUT=${VMAN_XEN_BOOT_TIMEOUT:-900} bash tests/testbed/xen-up.sh "$state"
   echo "real-xen: testbed up in $(( $(date +%s) - start )) s (build included when the image was missing)"
+  [ -z "${VMAN_STAGE_LOG:-}" ] || echo "stage real-xen/testbed-up $(( $(date +%s) - start ))" >>"$VMAN_STAGE_LOG"
   export VMAN_XEN_TESTBED=$state
 fi
 for target in "$@"; do
   start=$(date +%s)
-  make --no-print-directory "$target"
+  rc=0
+  make --no-print-directory "$target" || rc=$?
   echo "real-xen: $target took $(( $(date +%s) - start )) s"
+  [ -z "${VMAN_STAGE_LOG:-}" ] || echo "stage real-xen/$target $(( $(date +%s) - start ))$([ "$rc" -eq 0 ] || echo " FAILED")" >>"$VMAN_STAGE_LOG"
+  [ "$rc" -eq 0 ] || exit "$rc"
 done

@@ -75,7 +75,7 @@ Host testbed xen_testbed
   UserKnownHostsFile $state/known_hosts
   StrictHostKeyChecking yes
   BatchMode yes
-  ConnectTimeout 10
+  ConnectTimeout 30
   ServerAliveInterval 15
   ServerAliveCountMax 4
   LogLevel ERROR

@@ -22,15 +22,37 @@ from __future__ import annotations
 import os
 import pathlib
 import shlex
+import time
 
 import pytest
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError, VmanError
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Result, run
 
 HERE = pathlib.Path(__file__).resolve().parent
 ENV_VAR = "VMAN_XEN_TESTBED"
 HOST_ALIAS = "testbed"
+
+# What ssh/scp print (exit 255) when the connection itself failed, before any remote command
+# ran: retrying these cannot run a command twice. Under TCG on a loaded 2-core machine (load
+# 10-14) the dom0's sshd answered the banner too late for ConnectTimeout (seen: five tests of one
+# xen-pytest run failed this way), so these are retried with a bounded backoff.
+CONNECT_FAILURES = (
+    "Connection timed out during banner exchange",
+    "banner exchange",
+    "kex_exchange_identification",
+    "Connection reset by peer",
+    "Connection refused",
+    "Connection timed out",
+    "Connection closed by remote host",
+)
+CONNECT_ATTEMPTS = int(os.environ.get("VMAN_XEN_SSH_ATTEMPTS", "5"))
+CONNECT_BACKOFF = (5, 10, 20, 40)   # seconds slept before attempts 2, 3, 4, 5...
+
+
+def connect_failed(result: Result) -> bool:
+    """True when ssh/scp exited 255 because the connection itself failed."""
+    return result.rc == 255 and any(text in result.stderr for text in CONNECT_FAILURES)
 
 
 class TestbedError(VmanError):
@@ -129,20 +151,55 @@ class Testbed:
 
     def ssh(self, argv, *, check: bool = True, timeout: float | None = 120,
             data: str | None = None) -> Result:
-        """Run ``argv`` in dom0 as root; raises CommandError on failure when ``check``."""
-        return run(self.ssh_argv(argv), check=check, timeout=timeout, data=data)
+        """Run ``argv`` in dom0 as root; raises CommandError on failure when ``check``.
+
+        A failed connection (see ``CONNECT_FAILURES``) is retried with backoff; when every
+        attempt failed so, :class:`TestbedError` says whether QEMU still runs.
+        """
+        return self._connect(self.ssh_argv(argv), check=check, timeout=timeout, data=data)
 
     def copy_to(self, src, dest: str, *, timeout: float | None = 300) -> Result:
         """Copy a local file or directory to ``dest`` in dom0."""
         src = pathlib.Path(src)
         recursive = ["-r"] if src.is_dir() else []
-        return run(["scp", "-q", "-F", str(self.ssh_config), *recursive, str(src),
-                    f"{HOST_ALIAS}:{dest}"], timeout=timeout)
+        return self._connect(["scp", "-q", "-F", str(self.ssh_config), *recursive, str(src),
+                              f"{HOST_ALIAS}:{dest}"], timeout=timeout)
 
     def copy_from(self, src: str, dest, *, timeout: float | None = 300) -> Result:
         """Copy a file from dom0 to a local path."""
-        return run(["scp", "-q", "-F", str(self.ssh_config), f"{HOST_ALIAS}:{src}", str(dest)],
-                   timeout=timeout)
+        return self._connect(["scp", "-q", "-F", str(self.ssh_config), f"{HOST_ALIAS}:{src}",
+                              str(dest)], timeout=timeout)
+
+    def _connect(self, argv, *, check: bool = True, timeout: float | None = 120,
+                 data: str | None = None, sleep=time.sleep) -> Result:
+        started = time.monotonic()
+        attempts = max(1, CONNECT_ATTEMPTS)
+        for attempt in range(1, attempts + 1):
+            result = run(argv, check=False, timeout=timeout, data=data)
+            if not connect_failed(result):
+                if check and result.rc != 0:
+                    raise CommandError(result.argv, result.rc, result.stdout, result.stderr)
+                return result
+            if attempt < attempts:
+                sleep(CONNECT_BACKOFF[min(attempt, len(CONNECT_BACKOFF)) - 1])
+        raise TestbedError(
+            f"xen testbed unreachable over SSH: {attempts} attempts in "
+            f"{time.monotonic() - started:.0f} s, last: {result.stderr.strip()[-300:]!r}; "
+            f"{self._qemu_status()} (serial log: {self.serial_log})")
+
+    def _qemu_status(self) -> str:
+        pid_file = self.state_dir / "qemu.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return "no QEMU pid file (the testbed is gone)"
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return f"QEMU pid {pid} is gone (the testbed died)"
+        except PermissionError:
+            pass
+        return f"QEMU pid {pid} still runs (the dom0 is alive but not answering: overloaded?)"
 
     def write_file(self, path: str, text: str, mode: str = "0644") -> None:
         """Write ``text`` to ``path`` in dom0 (through stdin, no temp file here)."""
