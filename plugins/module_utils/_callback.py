@@ -443,6 +443,9 @@ class Listener:
             verdict = self._progress(conn)
         except _BadRequest as exc:
             verdict = Verdict(exc.code, conn.vm, exc.reason, canonical_peer(conn.peer))
+        except Exception as exc:  # a store failure on one call must not end the wait of all
+            verdict = Verdict(500, conn.vm, f"internal error ({type(exc).__name__})",
+                              canonical_peer(conn.peer))
         if verdict is not None:
             self._answer(conn, verdict, sel, conns)
 

@@ -349,3 +349,42 @@ def test_connections_beyond_the_bound_evict_the_oldest(store):
     # newest were still open when the wait ended
     assert codes == [503] * 13 + [None] * 7
     assert [e["code"] for e in listener.log] == [503] * 13 + [200]
+
+
+def test_store_failure_on_one_call_and_expect_100_continue(store, monkeypatch):
+    t1 = cb.issue_token(store, "vm1", [HOST], 600)[0]
+    listener = cb.Listener(store, ["vm1"], bind=HOST, port=0)
+    real, fails = store.tokens, [1]
+
+    def tokens(vm):
+        if fails:
+            fails.pop()
+            raise RuntimeError("database is locked")
+        return real(vm)
+    monkeypatch.setattr(store, "tokens", tokens)
+    port, ready, got = [], threading.Event(), {}
+
+    def client():
+        ready.wait(5)
+        p = port[0]
+        got["failed"] = _raw(p, _post("vm1", t1, p))
+        body = f"token={t1}".encode()
+        with _connect(p) as sock:
+            sock.sendall(b"POST /callback/vm1 HTTP/1.1\r\nExpect: 100-continue\r\n"
+                         b"Content-Type: application/x-www-form-urlencoded\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+            got["continue"] = sock.recv(25)
+            sock.sendall(body)
+            got["accepted"] = _read_code(sock)
+
+    def on_ready(address):
+        port.append(address[1])
+        ready.set()
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    assert listener.wait(5, on_ready=on_ready) == []
+    thread.join(10)
+    assert got == {"failed": 500, "continue": b"HTTP/1.1 100 Continue\r\n\r\n", "accepted": 200}
+    assert [(e["code"], e["reason"]) for e in listener.log] == \
+        [(500, "internal error (RuntimeError)"), (200, "accepted")]
