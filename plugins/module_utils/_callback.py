@@ -12,13 +12,17 @@ or JSON field, never in the URL, where logs would keep it). An accepted call mov
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import hmac
-import http.server
+import http
+import http.client
+import io
 import ipaddress
 import json
 import re
 import secrets
+import selectors
 import socket
 import time
 import urllib.parse
@@ -27,7 +31,15 @@ from ansible_collections.vman.lifecycle.plugins.module_utils import _lifecycle a
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import StateError, ValidationError
 
 WHO = "install_callback"
-MAX_BODY = 4096
+SERVER_NAME = "vman-install-callback"
+#: Limits of the listener (documented in the install_callback module's notes).
+MAX_BODY = 4096          # bytes of a request body; a larger one is refused (413) unread
+MAX_HEADER = 8192        # bytes of the request line and header fields (431 beyond)
+REQUEST_TIMEOUT = 5.0    # seconds from a connection's accept to the end of its body (408)
+MAX_CONNECTIONS = 128    # open at once; one more evicts the oldest unfinished (503)
+LINGER = 1.0             # seconds to flush an answer and drain the rest of a refused body
+BACKLOG = 512            # pending connects the kernel queues (capped by net.core.somaxconn)
+MAX_LOG = 1000           # entries of Listener.log; accepted calls are always kept
 _VM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -180,54 +192,104 @@ def _token_from(headers, body):
     return values[0] if values else None
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server_version = "vman-install-callback"
-    sys_version = ""
-    timeout = 10
+_REQUEST_LINE = re.compile(r"^([A-Z]{1,16}) ([\x21-\x7e]{1,2048}) HTTP/1\.([01])$")
+_HEADER_LINE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*$")
+_READ, _WRITE, _LINGER = "read", "write", "linger"
 
-    def do_POST(self):  # noqa: N802 (http.server's naming)
-        listener = self.server.listener
-        parts = self.path.split("?")[0].strip("/").split("/")
-        if len(parts) != 2 or parts[0] != "callback" or not _VM_NAME.match(parts[1]):
-            self._answer(Verdict(404, None, "unknown path", self.client_address[0]))
-            return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY:
-            self._answer(Verdict(413, parts[1], "body too large", self.client_address[0]))
-            return
-        body = self.rfile.read(length) if length else b""
-        self._answer(listener.handle(parts[1], _token_from(self.headers, body),
-                                     self.client_address[0], self.headers.get("X-Forwarded-For")))
 
-    def do_GET(self):  # noqa: N802
-        self._answer(Verdict(405, None, "only POST", self.client_address[0]))
+class _Conn:
+    """One client connection of the listener: what it sent so far, what it is owed, its deadlines."""
 
-    def _answer(self, verdict):
-        self.server.listener.log.append(verdict.as_dict())
-        payload = json.dumps({"result": verdict.reason}).encode()
-        self.send_response(verdict.code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+    __slots__ = ("sock", "peer", "started", "deadline", "state", "buf", "head", "vm",
+                 "length", "out")
 
-    def log_message(self, format, *args):  # noqa: A002
-        # the default handler writes the request line to stderr; our own log has what matters
-        return
+    def __init__(self, sock, peer, now, request_timeout):
+        self.sock, self.peer, self.started = sock, peer, now
+        self.deadline = now + request_timeout  # headers AND body, from accept on
+        self.state = _READ
+        self.buf = b""
+        self.head = None     # (method, path, http minor version, headers) once the head is read
+        self.vm = None
+        self.length = 0
+        self.out = b""
+
+
+class _BadRequest(Exception):
+    def __init__(self, code, reason):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def _parse_head(raw):
+    """``(method, path, minor version, headers)`` of a request head; _BadRequest when malformed."""
+    lines = raw.decode("iso-8859-1").split("\r\n")
+    match = _REQUEST_LINE.match(lines[0])
+    if not match:
+        raise _BadRequest(400, "malformed request line")
+    if len(lines) > 101:
+        raise _BadRequest(400, "too many header fields")
+    for line in lines[1:]:
+        if not _HEADER_LINE.match(line):
+            raise _BadRequest(400, "malformed header field")
+    fields = raw.partition(b"\r\n")[2]
+    try:
+        headers = http.client.parse_headers(io.BytesIO(fields + b"\r\n\r\n" if fields else b"\r\n"))
+    except (http.client.HTTPException, ValueError):
+        raise _BadRequest(400, "malformed header fields") from None
+    return match.group(1), match.group(2), int(match.group(3)), headers
+
+
+def _content_length(headers):
+    if headers.get("Transfer-Encoding") is not None:
+        raise _BadRequest(411, "a Content-Length body is required (no Transfer-Encoding)")
+    values = set((v or "").strip() for v in headers.get_all("Content-Length") or [])
+    if not values:
+        return 0
+    if len(values) != 1 or not next(iter(values)).isdigit():
+        raise _BadRequest(400, "bad Content-Length")
+    return int(values.pop())
+
+
+def _response(code, reason):
+    payload = json.dumps({"result": reason}).encode()
+    try:
+        phrase = http.HTTPStatus(code).phrase
+    except ValueError:
+        phrase = ""
+    head = (f"HTTP/1.0 {code} {phrase}\r\n"
+            f"Server: {SERVER_NAME}\r\n"
+            f"Date: {email.utils.formatdate(usegmt=True)}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n"
+            "Connection: close\r\n\r\n")
+    return head.encode("ascii") + payload
 
 
 class Listener:
-    """Waits for the callbacks of ``vms`` on ``bind``:``port`` (one thread, one store connection)."""
+    """Waits for the callbacks of ``vms`` on ``bind``:``port``.
 
-    def __init__(self, store, vms, bind="0.0.0.0", port=8765, trusted_proxies=()):
+    One thread serves every connection through a selector, so the store's connection is only
+    ever used by the thread that calls :meth:`wait` (an SQLite connection may not be shared
+    across threads) and verdicts are judged one at a time. Nobody can stall it: at most
+    ``max_connections`` connections are open (a new one beyond that evicts the oldest
+    unfinished one), each request must arrive whole (head and body) within
+    ``request_timeout`` seconds of its connection, a head is at most ``MAX_HEADER`` bytes and
+    a body at most ``max_body`` (larger is refused with 413 before it is read), and
+    :meth:`wait` returns by its deadline whatever the connections do.
+    """
+
+    def __init__(self, store, vms, bind="0.0.0.0", port=8765, trusted_proxies=(),
+                 request_timeout=REQUEST_TIMEOUT, max_connections=MAX_CONNECTIONS,
+                 max_body=MAX_BODY):
         self.store = store
         self.expected = [validate_vm(vm) for vm in vms]
         self.trusted = canonical_ips(trusted_proxies, "trusted_proxies")
         self.bind, self.port = bind, port
+        self.request_timeout = float(request_timeout)
+        self.max_connections = int(max_connections)
+        self.max_body = int(max_body)
         self.log = []
+        self.log_dropped = 0
         self.called_back = []
 
     def handle(self, vm, token, peer, forwarded_for=None):
@@ -246,6 +308,12 @@ class Listener:
     def pending(self):
         return [vm for vm in self.expected if vm not in self.called_back]
 
+    def _record(self, verdict):
+        if verdict.accepted or len(self.log) < MAX_LOG:
+            self.log.append(verdict.as_dict())
+        else:
+            self.log_dropped += 1
+
     def wait(self, timeout, clock=time.monotonic, on_ready=None):
         """Serve until every expected VM called back or ``timeout`` seconds passed.
 
@@ -258,19 +326,194 @@ class Listener:
         if not self.pending():
             return []
         family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
-        server_cls = type("_Server", (http.server.HTTPServer,), {"address_family": family})
-        server = server_cls((self.bind, self.port), _Handler)
-        server.listener = self
-        server.timeout = 0.2
-        if on_ready:
-            on_ready(server.server_address)
-        deadline = clock() + timeout
+        lsock = socket.socket(family, socket.SOCK_STREAM)
+        sel = selectors.DefaultSelector()
+        conns = {}
         try:
-            while self.pending() and clock() < deadline:
-                server.handle_request()
+            lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            lsock.bind((self.bind, self.port))
+            lsock.listen(BACKLOG)
+            lsock.setblocking(False)
+            sel.register(lsock, selectors.EVENT_READ, None)
+            if on_ready:
+                on_ready(lsock.getsockname())
+            deadline = clock() + timeout
+            while self.pending():
+                left = deadline - clock()
+                if left <= 0:
+                    break
+                now = time.monotonic()
+                soonest = min((c.deadline for c in conns.values()), default=now + left)
+                for key, mask in sel.select(max(0.0, min(left, soonest - now, 0.2))):
+                    if key.data is None:
+                        self._accept(lsock, sel, conns)
+                    elif conns.get(key.data.sock.fileno()) is key.data:
+                        self._serve(key.data, mask, sel, conns)
+                    if not self.pending():
+                        break
+                self._expire(sel, conns)
         finally:
-            server.server_close()
+            for conn in list(conns.values()):
+                if conn.state == _WRITE:
+                    self._send(conn, sel, conns)   # flush an answer already given, once
+                self._close(conn, sel, conns)
+            sel.close()
+            lsock.close()
         return self.pending()
+
+    # -- the connections ----------------------------------------------------------------------
+
+    def _accept(self, lsock, sel, conns):
+        for _i in range(64):   # bounded, so a flood of connects cannot starve the others
+            try:
+                sock, address = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            sock.setblocking(False)
+            if len(conns) >= self.max_connections and not self._evict(sel, conns):
+                self._refuse(sock, address[0])
+                sock.close()
+                continue
+            conn = _Conn(sock, address[0], time.monotonic(), self.request_timeout)
+            conns[sock.fileno()] = conn
+            sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _evict(self, sel, conns):
+        """Make room for a new connection: close a finished one, else the oldest unfinished."""
+        done = [c for c in conns.values() if c.state != _READ]
+        if done:
+            self._close(min(done, key=lambda c: c.started), sel, conns)
+            return True
+        oldest = min(conns.values(), key=lambda c: c.started, default=None)
+        if oldest is None:
+            return False
+        self._refuse(oldest.sock, oldest.peer, oldest.vm)
+        self._close(oldest, sel, conns)
+        return True
+
+    def _refuse(self, sock, peer, vm=None):
+        """Answer 503 as far as the socket takes it at once (the caller closes it)."""
+        verdict = Verdict(503, vm, "too many connections", canonical_peer(peer))
+        self._record(verdict)
+        try:
+            sock.send(_response(verdict.code, verdict.reason))
+        except OSError:
+            pass
+
+    def _close(self, conn, sel, conns):
+        fd = conn.sock.fileno()
+        if conns.get(fd) is conn:
+            del conns[fd]
+            sel.unregister(conn.sock)
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+
+    def _expire(self, sel, conns):
+        now = time.monotonic()
+        for conn in [c for c in conns.values() if c.deadline <= now]:
+            if conn.state == _READ:
+                self._answer(conn, Verdict(408, conn.vm, f"request not complete within "
+                                                         f"{self.request_timeout:g} s",
+                                           canonical_peer(conn.peer)), sel, conns)
+            else:
+                self._close(conn, sel, conns)
+
+    def _serve(self, conn, mask, sel, conns):
+        if conn.state == _WRITE:
+            if mask & selectors.EVENT_WRITE:
+                self._send(conn, sel, conns)
+            return
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(conn, sel, conns)
+            return
+        if conn.state == _LINGER:
+            return   # the answer is out; what the client still sends is dropped
+        conn.buf += data
+        try:
+            verdict = self._progress(conn)
+        except _BadRequest as exc:
+            verdict = Verdict(exc.code, conn.vm, exc.reason, canonical_peer(conn.peer))
+        except Exception as exc:  # a store failure on one call must not end the wait of all
+            verdict = Verdict(500, conn.vm, f"internal error ({type(exc).__name__})",
+                              canonical_peer(conn.peer))
+        if verdict is not None:
+            self._answer(conn, verdict, sel, conns)
+
+    def _progress(self, conn):
+        """The verdict once the request is whole (or refused); None while more is to come."""
+        if conn.head is None:
+            end = conn.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(conn.buf) > MAX_HEADER:
+                    raise _BadRequest(431, "request head too large")
+                return None
+            if end > MAX_HEADER:
+                raise _BadRequest(431, "request head too large")
+            raw, conn.buf = conn.buf[:end], conn.buf[end + 4:]
+            conn.head = _parse_head(raw)
+            method, path, minor, headers = conn.head
+            if method != "POST":
+                raise _BadRequest(405, "only POST")
+            parts = path.split("?")[0].strip("/").split("/")
+            if len(parts) != 2 or parts[0] != "callback" or not _VM_NAME.match(parts[1]):
+                raise _BadRequest(404, "unknown path")
+            conn.vm = parts[1]
+            conn.length = _content_length(headers)
+            if conn.length > self.max_body:
+                raise _BadRequest(413, "body too large")
+            if (minor == 1 and len(conn.buf) < conn.length
+                    and (headers.get("Expect") or "").strip().lower() == "100-continue"):
+                try:
+                    conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+                except OSError:
+                    pass
+        if len(conn.buf) < conn.length:
+            return None
+        headers = conn.head[3]
+        body = conn.buf[:conn.length]
+        return self.handle(conn.vm, _token_from(headers, body), conn.peer,
+                           headers.get("X-Forwarded-For"))
+
+    def _answer(self, conn, verdict, sel, conns):
+        self._record(verdict)
+        conn.buf, conn.head = b"", None
+        conn.out = _response(verdict.code, verdict.reason)
+        conn.state = _WRITE
+        conn.deadline = time.monotonic() + LINGER
+        sel.modify(conn.sock, selectors.EVENT_WRITE, conn)
+        self._send(conn, sel, conns)
+
+    def _send(self, conn, sel, conns):
+        try:
+            sent = conn.sock.send(conn.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn, sel, conns)
+            return
+        conn.out = conn.out[sent:]
+        if conn.out:
+            return
+        # answered: half-close and drain what the client still sends for a moment, so that
+        # closing with unread data does not reset the connection before it read the answer
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn, sel, conns)
+            return
+        if conns.get(conn.sock.fileno()) is conn:
+            conn.state = _LINGER
+            sel.modify(conn.sock, selectors.EVENT_READ, conn)
 
 
 def fail_pending(store, vms, timeout, check=False):

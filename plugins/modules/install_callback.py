@@ -94,6 +94,15 @@ notes:
   - The task that issues a token must set C(no_log) to true; the module fails otherwise, so
     the token never reaches a log. RV(token) is then in the registered variable only.
   - Run both states on the controller (delegated to C(localhost)), where the store is.
+  - "The listener of O(state=wait) cannot be stalled by whoever reaches its port: it serves
+    connections concurrently (one thread, so the store is used by one thread only), at most
+    128 at once (one more evicts the oldest unfinished one with a 503 answer; an installer
+    that retries gets in). Each request must arrive whole, head and body, within 5 seconds of
+    its connection, else it is answered 408 and closed, however steadily it trickles in.
+    A request head (request line and header fields) may have 8 KiB (431 beyond), a body 4 KiB
+    (413, refused before it is read); C(Transfer-Encoding) is not accepted (411), a malformed
+    request is answered 400. The wait ends by O(timeout) whatever the connections do.
+    RV(log) keeps the first 1000 calls (and every accepted one)."
 """
 
 EXAMPLES = r"""
