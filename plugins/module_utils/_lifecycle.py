@@ -51,6 +51,18 @@ FAILED = "failed"
 STATUSES = (INSTALLING, POSTINSTALL, PREALLOCATED, READY, ANSIBLE, ANSIBLE_QUEUE,
             QUARANTINED, DISABLED, CANCELED, PURGED, FAILED)
 
+#: Other names accepted wherever a status is an input, mapped to the collection's own. The
+#: panel of seed 000 (mws-panel) calls the queued state ``ansible_queued``; the store, the
+#: results and the inventory always say ``ansible_queue``.
+STATUS_ALIASES = {"ansible_queued": ANSIBLE_QUEUE}
+
+
+def canonical_status(status):
+    """``status`` with an alias (:data:`STATUS_ALIASES`) replaced by the status it names."""
+    if isinstance(status, str):
+        return STATUS_ALIASES.get(status, status)
+    return status
+
 USER = "user"
 ADMIN = "admin"
 ACTORS = (USER, ADMIN)
@@ -170,7 +182,9 @@ def plan_transition(vm, status, target, actor, admin_suspended=False, since=None
     both are needed only for the grace period of ``canceled -> purged``. Asking for the
     status the VM already has is not an error: the plan has ``changed`` false.
     Raises :class:`StateError` naming the VM, its status and the allowed next statuses.
+    ``target`` may be an alias (:data:`STATUS_ALIASES`).
     """
+    target = canonical_status(target)
     _check_status(vm, status)
     _check_status(vm, target, "target status")
     _check_actor(vm, actor)

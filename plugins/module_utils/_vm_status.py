@@ -25,6 +25,7 @@ def apply_status(store, name, actor, status=None, request_ansible=False, admin_s
     the result's ``run_again`` is then true when a queued run must start now.
     """
     who = who or DEFAULT_WHO
+    status = lc.canonical_status(status)
     if actor not in lc.ACTORS:
         raise ValidationError(f"VM '{name}'", "actor", actor, f"must be one of {', '.join(lc.ACTORS)}")
     if sum(bool(x) for x in (status is not None, request_ansible, finish_run)) > 1:
@@ -77,5 +78,5 @@ def read_status(store, name=None, status=None, flavor=None, org=None, owner=None
         if vm is None:
             return {"exists": False, "vm": None, "events": []}
         return {"exists": True, "vm": vm, "events": store.events(name, limit) if events else []}
-    vms = store.list_vms(status=status, flavor=flavor, org=org, owner=owner)
+    vms = store.list_vms(status=lc.canonical_status(status), flavor=flavor, org=org, owner=owner)
     return {"vms": vms}

@@ -42,9 +42,11 @@ options:
       - Ending an ansible run is C(ansible) -> C(ready), or C(ansible_queue) -> C(ansible) when
         another run was queued.
       - Mutually exclusive with O(request_ansible).
+      - C(ansible_queued), the name the mws-panel uses, is accepted as an alias of
+        C(ansible_queue); results and the store always say C(ansible_queue).
     type: str
     choices: [installing, postinstall, preallocated, ready, ansible, ansible_queue, quarantined,
-              disabled, canceled, purged, failed]
+              disabled, canceled, purged, failed, ansible_queued]
   request_ansible:
     description:
       - Request an ansible run instead of naming a status.
@@ -164,7 +166,7 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._vm_status import a
 def main():
     argument_spec = dict(
         name=dict(type="str", required=True),
-        status=dict(type="str", choices=list(lc.STATUSES)),
+        status=dict(type="str", choices=list(lc.STATUSES) + list(lc.STATUS_ALIASES)),
         request_ansible=dict(type="bool", default=False),
         finish_run=dict(type="bool", default=False),
         admin_suspended=dict(type="bool"),

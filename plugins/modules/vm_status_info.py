@@ -36,7 +36,9 @@ options:
     description: Return only the last N events.
     type: int
   status:
-    description: Filter by status (without O(name)).
+    description:
+      - Filter by status (without O(name)).
+      - C(ansible_queued) (the mws-panel's name) is an alias of C(ansible_queue).
     type: str
   flavor:
     description: Filter by flavor (without O(name)).

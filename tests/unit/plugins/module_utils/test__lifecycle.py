@@ -182,3 +182,15 @@ def test_plan_run_end(status, after):
 def test_plan_run_end_refused_without_a_run(status):
     with pytest.raises(StateError, match=f"VM 'vm1': no ansible run to finish in status '{status}'"):
         lc.plan_run_end("vm1", status)
+
+
+def test_the_panels_ansible_queued_is_an_alias_of_ansible_queue():
+    plan = lc.plan_transition("vm1", "ansible", "ansible_queued", "user")
+    assert (plan.before, plan.after, plan.changed) == ("ansible", "ansible_queue", True)
+    assert lc.plan_transition("vm1", "ansible_queue", "ansible_queued", "user").changed is False
+    assert lc.canonical_status("ansible_queued") == "ansible_queue"
+    assert lc.canonical_status("ready") == "ready" and lc.canonical_status(None) is None
+    # an alias is an input only: it is never a stored status
+    assert "ansible_queued" not in lc.STATUSES
+    with pytest.raises(StateError, match="unknown status 'ansible_queued'"):
+        lc.plan_transition("vm1", "ansible_queued", "ready", "admin")

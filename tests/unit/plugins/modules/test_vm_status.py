@@ -93,6 +93,7 @@ def test_ansible_requests_and_env_store(tmp_path, store_url):
         {"vman.lifecycle.vm_status": {"name": "new1", "request_ansible": True}, "register": "d1"},
         {"vman.lifecycle.vm_status": {"name": "new1", "request_ansible": True}, "register": "d2"},
         {"vman.lifecycle.vm_status_info": {"status": "ansible_queue"}, "register": "queued"},
+        {"vman.lifecycle.vm_status_info": {"status": "ansible_queued"}, "register": "queued_alias"},
     ], env={"VMAN_STORE": store_url})
     assert [got[r]["after"]["status"] for r in ("r1", "r2", "r3")] == [
         "ansible", "ansible_queue", "ansible_queue"]
@@ -102,6 +103,8 @@ def test_ansible_requests_and_env_store(tmp_path, store_url):
                                   "ansible_pending": True}
     assert got["d2"]["deferred"] is True and got["d2"]["changed"] is False
     assert [v["name"] for v in got["queued"]["vms"]] == ["web2"]
+    # the mws-panel's name of the status filters the same VMs
+    assert [v["name"] for v in got["queued_alias"]["vms"]] == ["web2"]
 
 
 def test_finish_run_runs_the_queued_one_then_ends(tmp_path, store_url):
