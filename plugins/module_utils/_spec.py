@@ -82,6 +82,7 @@ VM_KEYS = frozenset((
     "builder", "kernel", "initrd", "cmdline", "spice", "spicehost", "spiceport", "spicepasswd",
     "share_clipboard", "spicevdagent", "max_usb_redirections", "mouse", "additional_xen_options",
     "auto_install", "reinstall", "state", "gateway", "mtu", "nameserver", "iscsi_lun",
+    "spice_unauthenticated",
 ))
 INTERFACE_KEYS = frozenset(("ip", "mac", "mtu", "bridge", "vifname", "xen_str", "script"))
 
@@ -425,6 +426,14 @@ def normalize(vm: Mapping, defaults: Mapping | None = None, host_kernel: str | N
     if disks is None:
         disks = d.get("disks")
     spicepasswd = vm.get("spicepasswd")
+    if spice and not spicepasswd and not check.boolean(
+            "spice_unauthenticated", vm.get("spice_unauthenticated", False)):
+        # xl then writes spicedisable_ticketing = 1: a console anyone who reaches spicehost
+        # (0.0.0.0 by default) can take over, so only an explicit request gets one.
+        check.fail("spicepasswd", spicepasswd,
+                   "SPICE without a password is an unauthenticated console on spicehost "
+                   f"{pick('spicehost') or '0.0.0.0'}; set spicepasswd, or "
+                   "spice_unauthenticated: true to ask for an open console")
 
     spec = VmSpec(
         org=org,

@@ -40,7 +40,10 @@ options:
         C(spicehost), C(spiceport), C(spicepasswd), C(share_clipboard), C(spicevdagent),
         C(max_usb_redirections), C(additional_xen_options), C(auto_install), C(reinstall),
         C(iscsi_lun) (the root LUN of an iSCSI root, default C(0); tgt serves disks from LUN 1),
-        and C(state) to override O(state) for one VM.
+        C(spice_unauthenticated), and C(state) to override O(state) for one VM.
+      - C(spice) without C(spicepasswd) is refused, since xl would then serve an unauthenticated
+        console on C(spicehost) (every interface by default); set C(spice_unauthenticated=true)
+        to ask for exactly that.
       - C(org) and C(name) must match C(^[a-z0-9][a-z0-9_.-]{0,62}$); the domain, its unit
         instance and its file are named C(<org>-<name>).
       - Every validation error names the VM, the field and the bad value.

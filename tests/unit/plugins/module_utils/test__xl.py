@@ -113,8 +113,20 @@ def test_hvm_with_spice():
     assert "spicedisable_ticketing" not in out
 
 
-def test_hvm_spice_without_password_disables_ticketing_and_clipboard_implies_vdagent():
-    out = cfg(builder="hvm", spice=True, spicevdagent=False)
+def test_hvm_spice_without_password_is_refused_unless_asked_for():
+    with pytest.raises(ValidationError) as err:
+        cfg(builder="hvm", spice=True)
+    assert err.value.field == "spicepasswd" and "unauthenticated console" in str(err.value)
+    assert "0.0.0.0" in str(err.value)
+    with pytest.raises(ValidationError, match="spicepasswd"):
+        cfg(builder="hvm", spice=True, spicepasswd="")
+    with pytest.raises(ValidationError) as err:
+        cfg(builder="hvm", spice=True, spice_unauthenticated="sure")
+    assert err.value.field == "spice_unauthenticated"
+
+
+def test_hvm_spice_unauthenticated_on_request_disables_ticketing_and_clipboard_implies_vdagent():
+    out = cfg(builder="hvm", spice=True, spicevdagent=False, spice_unauthenticated=True)
     assert out["spicedisable_ticketing"] == 1 and out["spicevdagent"] == 1
 
 
