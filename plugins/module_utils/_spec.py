@@ -29,6 +29,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 IFACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
 CPUS_RE = re.compile(r"^[a-z0-9,^ -]{1,256}$")
 OPTION_KEY_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}")
 #: characters that may not appear inside a quoted xl.cfg string or a kernel command line value
 UNSAFE_CHARS = ('"', "\n", "\r", "\x00", "\\")
 
@@ -277,6 +278,10 @@ class _Checker:
         if value is None or value == "":
             return None
         text = self.text(fld, value)
+        if not isinstance(text, str) or not _MAC_RE.fullmatch(text):
+            # netaddr alone also takes "00:14:22", "00-14-22" or "12345" and makes another
+            # MAC of them. Six octets, written as xl takes them (or with dashes, made colons).
+            self.fail(fld, value, "must be six hex octets (xx:xx:xx:xx:xx:xx)")
         try:
             eui = netaddr.EUI(text)
         except (netaddr.AddrFormatError, ValueError, TypeError):
@@ -526,7 +531,24 @@ def normalize_all(vms, defaults: Mapping | None = None, host_kernel: str | None 
                                   f"defined twice (vms[{seen[spec.full_name]}] and vms[{index}])")
         seen[spec.full_name] = index
         specs.append(spec)
+    _refuse_shared_addresses(specs)
     return specs
+
+
+def _refuse_shared_addresses(specs) -> None:
+    """Two VMs of one host with the same MAC or IP address would fight over it on the bridge."""
+    owners = {}
+    for spec in specs:
+        mine = {("mac", i.mac) for i in spec.interfaces if i.mac}
+        mine |= {("ip", i.ip) for i in spec.interfaces if i.ip}
+        if spec.connection_ip:
+            mine.add(("ip", spec.connection_ip))
+        for kind, value in sorted(mine):
+            other = owners.setdefault((kind, value), spec.full_name)
+            if other != spec.full_name:
+                field = "interfaces.mac" if kind == "mac" else "ip"
+                raise ValidationError(spec.full_name, field, value,
+                                      f"is also the {kind.upper()} of VM '{other}' on this host")
 
 
 def spec_to_dict(spec: VmSpec) -> dict:

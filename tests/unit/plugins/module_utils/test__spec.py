@@ -89,6 +89,30 @@ def test_mac_canonical_and_cidr_ip():
     assert spec.primary_prefixlen == 26
 
 
+@pytest.mark.parametrize("mac", ["00:14:22", "00-14-22", "12345", "0014.2201.0203",
+                                 "00:14:22:01:02:03:04", "00:14-22:01:02:03", "00:14:22:01:02:3",
+                                 "00:14:22:01:02:03\n", " 00:14:22:01:02:03"])
+def test_mac_needs_six_octets(mac):
+    with pytest.raises(ValidationError) as err:
+        _spec.normalize(vm(interfaces=[{"ip": "10.0.0.15", "mac": mac}]), DEFAULTS)
+    assert err.value.field == "interfaces[0].mac" and err.value.value == mac
+
+
+def test_two_vms_of_one_host_may_not_share_a_mac_or_an_ip():
+    one = vm(name="a", interfaces=[{"ip": "10.0.0.15", "mac": "00:16:3e:00:00:01"}])
+    other = vm(name="b", interfaces=[{"ip": "10.0.0.16", "mac": "00-16-3E-00-00-01"}])
+    with pytest.raises(ValidationError) as err:
+        _spec.normalize_all([one, other], DEFAULTS)
+    assert err.value.field == "interfaces.mac" and err.value.value == "00:16:3e:00:00:01"
+    assert "stuvus-a" in str(err.value) and err.value.obj == "stuvus-b"
+    same_ip = vm(name="c", interfaces=[{"ip": "10.0.0.17"}], connection_ip="10.0.0.15")
+    with pytest.raises(ValidationError, match="also the IP of VM 'stuvus-a'"):
+        _spec.normalize_all([one, same_ip], DEFAULTS)
+    # one VM may name its own address twice (connection_ip = its interface's ip)
+    own = vm(name="d", interfaces=[{"ip": "10.0.0.18"}], connection_ip="10.0.0.18")
+    assert len(_spec.normalize_all([one, own], DEFAULTS)) == 2
+
+
 def test_connection_ip_wins_for_primary():
     spec = _spec.normalize(vm(connection_ip="192.168.1.5/24"), DEFAULTS)
     assert spec.primary_ip == "192.168.1.5" and spec.primary_prefixlen == 24
