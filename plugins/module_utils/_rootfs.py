@@ -178,7 +178,8 @@ def render_interfaces(spec) -> str:
     stay up: it is ``manual`` there (ifupdown never takes it down), static otherwise.
     """
     address, prefix = spec.primary_ip, spec.primary_prefixlen
-    mtu = next((i.mtu for i in spec.interfaces if i.mtu), None)
+    # eth0 is the first vif: only its own MTU applies (an MTU of eth1 is not eth0's)
+    mtu = spec.interfaces[0].mtu if spec.interfaces else None
     nfs = spec.storage_type == "nfs" and not spec.manual_root_disk
     lines = [_header().rstrip("\n"), "", "source-directory /etc/network/interfaces.d", "",
              "auto lo", "iface lo inet loopback", ""]

@@ -132,6 +132,15 @@ def test_interfaces_nfs_root_is_manual_with_mtu_and_dns():
     assert "    mtu 1400" in text and "dns-nameservers 8.8.8.8 8.8.4.4" in text
 
 
+def test_interfaces_mtu_is_the_first_interfaces_only():
+    text = _rootfs.render_interfaces(spec(storage_type="iscsi", interfaces=[
+        {"ip": "10.200.0.15/24"}, {"ip": "10.201.0.15/24", "mtu": 9000}]))
+    assert "mtu" not in text
+    text = _rootfs.render_interfaces(spec(storage_type="iscsi", interfaces=[
+        {"ip": "10.200.0.15/24", "mtu": 1400}, {"ip": "10.201.0.15/24", "mtu": 9000}]))
+    assert "    mtu 1400" in text and "9000" not in text
+
+
 def test_interfaces_static_from_connection_ip():
     text = _rootfs.render_interfaces(spec(storage_type="iscsi", connection_ip="10.9.0.5/26"))
     assert "auto eth0\niface eth0 inet static\n    address 10.9.0.5/26\n    gateway 10.200.0.1\n" in text
