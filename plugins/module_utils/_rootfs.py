@@ -165,7 +165,7 @@ def render_fstab(spec) -> str:
     """fstab of the guest: its root (NFS export or ``/dev/xvda``)."""
     if spec.storage_type == "nfs" and not spec.manual_root_disk:
         source = _xl.nfs_root_path(spec.nfsroot_base, spec.org, spec.name)
-        line = f"{source} / nfs defaults 0 0"
+        line = f"{source} / nfs defaults,_netdev 0 0"
     else:
         line = f"/dev/xvda / {spec.filesystem} defaults,errors=remount-ro 0 1"
     return _header() + "# <file system> <mount point> <type> <options> <dump> <pass>\n" + line + "\n"

@@ -126,6 +126,9 @@ def render_vm(s: dict) -> str:
     return render_unit([
         ("Unit", [
             ("Description", "Xen VM %i"),
+            # a VM whose config is gone (removed by hand, host half migrated) is skipped at
+            # boot instead of failing, as with the original role's units
+            ("ConditionPathExists", f"{s['config_path']}/%i.cfg"),
             ("Wants", PREPARE_UNIT),
             ("Requires", "vm_iscsi@%i.service"),
             ("Conflicts", "vm_mount@%i.service"),

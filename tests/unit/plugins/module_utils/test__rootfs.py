@@ -147,7 +147,7 @@ def test_interfaces_static_from_connection_ip():
 
 
 def test_fstab_hosts_hostname():
-    assert "10.200.0.1:/srv/nfs/stuvus/web01-root / nfs defaults 0 0" in _rootfs.render_fstab(spec())
+    assert "10.200.0.1:/srv/nfs/stuvus/web01-root / nfs defaults,_netdev 0 0" in _rootfs.render_fstab(spec())
     iscsi = spec(storage_type="iscsi", filesystem="xfs")
     assert "/dev/xvda / xfs defaults,errors=remount-ro 0 1" in _rootfs.render_fstab(iscsi)
     assert "10.200.0.15\tweb01\n" in _rootfs.render_hosts(spec())

@@ -23,6 +23,7 @@ VM_DEFAULT = """\
 # Managed by vman.lifecycle.xen_units; local changes are overwritten.
 [Unit]
 Description=Xen VM %i
+ConditionPathExists=/etc/xen/vms/%i.cfg
 Wants=vm_prepare.service
 Requires=vm_iscsi@%i.service
 Conflicts=vm_mount@%i.service
@@ -129,6 +130,7 @@ def test_default_texts_are_exact():
     ("mount_timeout", 33, _units.render_mount, "TimeoutStartSec=33"),
     ("umount_timeout", 34, _units.render_mount, "TimeoutStopSec=34"),
     ("config_path", "/srv/xen/cfg", _units.render_vm, "ExecStart=/usr/sbin/xl create /srv/xen/cfg/%i.cfg"),
+    ("config_path", "/srv/xen/cfg", _units.render_vm, "ConditionPathExists=/srv/xen/cfg/%i.cfg"),
     ("config_path", "/srv/xen/cfg", _units.render_iscsi, "ConditionPathExists=/srv/xen/cfg/%i.iscsi"),
     ("config_path", "/srv/xen/cfg", _units.render_iscsi, "EnvironmentFile=/srv/xen/cfg/%i.iscsi"),
     ("config_path", "/srv/xen/cfg", _units.render_mount, "EnvironmentFile=/srv/xen/cfg/%i.root"),
