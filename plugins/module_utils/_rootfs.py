@@ -197,6 +197,12 @@ def render_interfaces(spec) -> str:
         lines.append(f"    mtu {mtu}")
     if spec.nameservers and address is not None:
         lines.append(f"    dns-nameservers {' '.join(spec.nameservers)}")
+    first = spec.interfaces[0] if spec.interfaces else None
+    if first is not None and first.ipv6 and not nfs and address != first.ipv6:
+        # the first interface's ipv6 key; an NFS root's eth0 is never brought up by ifupdown,
+        # so there it only reaches the vif's ip= (as with the original role)
+        lines += ["", "iface eth0 inet6 static",
+                  f"    address {first.ipv6}/{first.ipv6_prefixlen or 64}"]
     return "\n".join(lines) + "\n"
 
 

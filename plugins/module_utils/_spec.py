@@ -85,7 +85,7 @@ VM_KEYS = frozenset((
     "auto_install", "reinstall", "state", "gateway", "mtu", "nameserver", "iscsi_lun",
     "spice_unauthenticated",
 ))
-INTERFACE_KEYS = frozenset(("ip", "mac", "mtu", "bridge", "vifname", "xen_str", "script"))
+INTERFACE_KEYS = frozenset(("ip", "ipv6", "mac", "mtu", "bridge", "vifname", "xen_str", "script"))
 
 # The seed README spells the defaults variable "additonal"; accept both, prefer the right one.
 _DEFAULT_ALIASES = {
@@ -107,6 +107,8 @@ class Interface:
     vifname: str | None = None
     script: str | None = None
     xen_str: str | None = None
+    ipv6: str | None = None        # the interface's IPv6 address (key ``ipv6``), without prefix
+    ipv6_prefixlen: int | None = None
 
 
 @dataclass(frozen=True)
@@ -359,6 +361,9 @@ def _interfaces(check: _Checker, raw, d: dict) -> tuple:
             check.fail(f"{fld}.{unknown[0]}", iface[unknown[0]],
                        f"unknown interface key (known: {', '.join(sorted(INTERFACE_KEYS))})")
         ip, prefix = check.ip(f"{fld}.ip", iface.get("ip"))
+        ipv6, ipv6_prefix = check.ip(f"{fld}.ipv6", iface.get("ipv6"))
+        if ipv6 is not None and ":" not in ipv6:
+            check.fail(f"{fld}.ipv6", iface.get("ipv6"), "must be an IPv6 address")
         mtu = iface.get("mtu", d.get("mtu"))
         vifname = iface.get("vifname")
         if vifname is None and d.get("vifname_prefix"):
@@ -375,6 +380,8 @@ def _interfaces(check: _Checker, raw, d: dict) -> tuple:
             script=check.text(f"{fld}.script", iface.get("script") or d.get("network_script"),
                               re.compile(r"^[A-Za-z0-9_./-]{1,255}$")),
             xen_str=check.text(f"{fld}.xen_str", iface.get("xen_str", d.get("xen_str"))),
+            ipv6=ipv6,
+            ipv6_prefixlen=ipv6_prefix,
         ))
     macs = [i.mac for i in out if i.mac]
     if len(macs) != len(set(macs)):
@@ -541,6 +548,7 @@ def _refuse_shared_addresses(specs) -> None:
     for spec in specs:
         mine = {("mac", i.mac) for i in spec.interfaces if i.mac}
         mine |= {("ip", i.ip) for i in spec.interfaces if i.ip}
+        mine |= {("ip", i.ipv6) for i in spec.interfaces if i.ipv6}
         if spec.connection_ip:
             mine.add(("ip", spec.connection_ip))
         for kind, value in sorted(mine):

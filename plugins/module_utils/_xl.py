@@ -98,6 +98,9 @@ def vif_spec(iface) -> str:
     parts = []
     for key in ("mac", "ip", "bridge", "mtu", "script", "vifname"):
         value = getattr(iface, key)
+        if key == "ip":
+            # as the original role: both addresses, space-separated, for the vif script
+            value = " ".join(a for a in (iface.ip, iface.ipv6) if a)
         if value not in (None, ""):
             parts.append(f"{key}={value}")
     if iface.xen_str:

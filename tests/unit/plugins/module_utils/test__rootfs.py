@@ -141,6 +141,19 @@ def test_interfaces_mtu_is_the_first_interfaces_only():
     assert "    mtu 1400" in text and "9000" not in text
 
 
+def test_interfaces_ipv6_of_the_first_interface():
+    text = _rootfs.render_interfaces(spec(storage_type="iscsi", interfaces=[
+        {"ip": "10.200.0.15/24", "ipv6": "fd76:5eac:234:70c8::15"}, {"ipv6": "fd00::9"}]))
+    assert "iface eth0 inet6 static\n    address fd76:5eac:234:70c8::15/64\n" in text
+    assert "fd00::9" not in text
+    text = _rootfs.render_interfaces(spec(storage_type="iscsi", interfaces=[
+        {"ip": "10.200.0.15/24", "ipv6": "2001:db8::5/56"}]))
+    assert "    address 2001:db8::5/56" in text
+    # NFS root: eth0 stays manual, ifupdown never brings it up
+    assert "inet6" not in _rootfs.render_interfaces(spec(interfaces=[
+        {"ip": "10.200.0.15/24", "ipv6": "2001:db8::5"}]))
+
+
 def test_interfaces_static_from_connection_ip():
     text = _rootfs.render_interfaces(spec(storage_type="iscsi", connection_ip="10.9.0.5/26"))
     assert "auto eth0\niface eth0 inet static\n    address 10.9.0.5/26\n    gateway 10.200.0.1\n" in text

@@ -103,6 +103,18 @@ def test_vif_entries():
         "script=vif-route,vifname=own1"]
 
 
+def test_interface_ipv6_joins_ip_in_the_vif_as_the_original():
+    out = cfg(interfaces=[{"ip": "10.0.0.15/24", "ipv6": "fd76:5eac:234:70c8::15", "mac": "00:16:3e:00:00:01"},
+                          {"ipv6": "2001:db8::2/64"}])
+    assert out["vif"][0].startswith("mac=00:16:3e:00:00:01,ip=10.0.0.15 fd76:5eac:234:70c8::15,")
+    assert out["vif"][1].startswith("ip=2001:db8::2")
+    with pytest.raises(ValidationError) as err:
+        cfg(interfaces=[{"ip": "10.0.0.15", "ipv6": "10.0.0.16"}])
+    assert err.value.field == "interfaces[0].ipv6" and err.value.value == "10.0.0.16"
+    with pytest.raises(ValidationError, match="interfaces\\[0\\].ipv6"):
+        cfg(interfaces=[{"ip": "10.0.0.15", "ipv6": "fd00::1\n"}])
+
+
 def test_hvm_with_spice():
     out = cfg(builder="hvm", spice=True, spicehost="127.0.0.1", spiceport=5901, spicepasswd="pw",
               share_clipboard=False, spicevdagent=False, max_usb_redirections=2, mouse=False)
