@@ -83,7 +83,7 @@ VM_KEYS = frozenset((
     "builder", "kernel", "initrd", "cmdline", "spice", "spicehost", "spiceport", "spicepasswd",
     "share_clipboard", "spicevdagent", "max_usb_redirections", "mouse", "additional_xen_options",
     "auto_install", "reinstall", "state", "gateway", "mtu", "nameserver", "iscsi_lun",
-    "spice_unauthenticated",
+    "spice_unauthenticated", "description",
 ))
 INTERFACE_KEYS = frozenset(("ip", "ipv6", "mac", "mtu", "bridge", "vifname", "xen_str", "script"))
 
@@ -154,6 +154,7 @@ class VmSpec:
     iscsi_lun: int
     netmask_prefix: int
     state: str | None = None
+    description: str | None = None
 
     @property
     def full_name(self) -> str:
@@ -492,6 +493,7 @@ def normalize(vm: Mapping, defaults: Mapping | None = None, host_kernel: str | N
         iscsi_lun=check.int_range("iscsi_lun", pick("iscsi_lun"), 0, 16383),
         netmask_prefix=check.int_range("netmask_prefix", d.get("netmask_prefix"), 1, 128),
         state=None if vm.get("state") is None else check.choice("state", vm.get("state"), STATES),
+        description=_description(check, vm.get("description")),
     )
     _check_root(check, spec)
     return spec
@@ -540,6 +542,17 @@ def normalize_all(vms, defaults: Mapping | None = None, host_kernel: str | None 
         specs.append(spec)
     _refuse_shared_addresses(specs)
     return specs
+
+
+def _description(check, value):
+    """The VM's free-text description: one line of printable text (it lands in a comment)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        check.fail("description", value, "must be a string")
+    if len(value) > 200 or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        check.fail("description", value[:60], "must be one line of at most 200 printable characters")
+    return value.strip() or None
 
 
 def _refuse_shared_addresses(specs) -> None:

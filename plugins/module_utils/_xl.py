@@ -166,6 +166,8 @@ def header(spec, created: str) -> str:
         f"# auto_boot: {'true' if spec.auto_boot else 'false'}",
         f"# created: {created}",
     ]
+    if spec.description:
+        lines.insert(3, f"# description: {spec.description}")
     return "\n".join(lines) + "\n"
 
 

@@ -32,7 +32,8 @@ options:
   vms:
     description:
       - VM specifications, with the keys of the C(xen_vman) README under the same names
-        C(org), C(name), C(memory), C(vcpus), C(cpu_str), C(interfaces) (each with C(ip), C(ipv6),
+        C(org), C(name), C(description) (one line, written into the header comment), C(memory),
+        C(vcpus), C(cpu_str), C(interfaces) (each with C(ip), C(ipv6),
         C(mac), C(mtu), C(bridge), C(vifname), C(xen_str), C(script)), C(connection_ip),
         C(storage_type) (V(nfs) or V(iscsi)), C(disks), C(manual_root_disk), C(filesystem),
         C(os) (C(type) and C(version)), C(boot_after_creation), C(auto_boot),

@@ -115,6 +115,21 @@ def test_interface_ipv6_joins_ip_in_the_vif_as_the_original():
         cfg(interfaces=[{"ip": "10.0.0.15", "ipv6": "fd00::1\n"}])
 
 
+def test_description_lands_in_the_header_and_is_one_line():
+    text = _xl.render(_spec.normalize({"org": "stuvus", "name": "web01", "os": {"type": "debian", "version": "12"},
+                                       "interfaces": [{"ip": "10.0.0.15"}], "description": "Web server #1"},
+                                      DEFAULTS), created="2026-01-01T00:00:00Z")
+    assert "# description: Web server #1\n" in text
+    assert _xl.parse_header(text)["description"] == "Web server #1"
+    for bad in ("two\nlines", "nul\x00", "cr\r", "x" * 201, 5):
+        with pytest.raises(ValidationError) as err:
+            cfg(description=bad)
+        assert err.value.field == "description"
+    assert "description" not in _xl.render(_spec.normalize(
+        {"org": "o", "name": "n", "os": {"type": "debian", "version": "12"}, "interfaces": [{"ip": "10.0.0.9"}]},
+        DEFAULTS))
+
+
 def test_hvm_with_spice():
     out = cfg(builder="hvm", spice=True, spicehost="127.0.0.1", spiceport=5901, spicepasswd="pw",
               share_clipboard=False, spicevdagent=False, max_usb_redirections=2, mouse=False)
