@@ -103,11 +103,10 @@ def issue_token(store, vm, source_ips, ttl, check=False):
     expires_at = store.clock() + ttl
     if check:
         return None, expires_at
-    for row in store.tokens(vm):
-        if row["used_at"] is None:
-            store.use_token(row["id"])
     token = secrets.token_urlsafe(32)
-    store.add_token(vm, hash_token(token), expires_at, ",".join(ips))
+    # revoke and add in one transaction (re-checking the status under the VM's lock):
+    # concurrent issues leave exactly one valid token
+    store.replace_token(vm, hash_token(token), expires_at, ",".join(ips), status=lc.INSTALLING)
     return token, expires_at
 
 
@@ -169,10 +168,11 @@ def verify(store, vm, token, peer, trusted_proxies=(), forwarded_for=None, expec
     if not source_allowed(peer, allowed, trusted_proxies, forwarded_for):
         return Verdict(403, vm, f"source {peer} is not the VM's ({', '.join(allowed)}) "
                                 "nor a trusted proxy", peer)
-    if not store.use_token(match["id"]):
+    # spending the token and the status change are one transaction: a crash between them
+    # cannot leave the VM installing with its only token spent
+    if store.spend_token(match["id"], vm, lc.POSTINSTALL, lc.ADMIN, who=WHO,
+                         why=f"install callback from {peer}") is None:
         return Verdict(403, vm, "token already used", peer)
-    store.change_status(vm, lc.POSTINSTALL, lc.ADMIN, who=WHO,
-                        why=f"install callback from {peer}")
     return Verdict(200, vm, "accepted", peer)
 
 

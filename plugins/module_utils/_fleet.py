@@ -56,6 +56,61 @@ def _is_secret_value(value) -> bool:
     return isinstance(value, str) and bool(_SECRET_VALUE.search(value))
 
 
+#: what a secret value in config text is replaced with (the runner's mask)
+TEXT_MASK = "********"
+# ``key = value`` / ``key: value`` lines of config text (xl.cfg, LXC config, ini-like files)
+_CONFIG_LINE = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)"
+                          r"(?P<sep>\s*[=:]\s*)(?P<value>.*?)(?P<trail>\s*)$")
+_PRIVATE_KEY_BLOCK = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)"
+    r"|PuTTY-User-Key-File.*?(Private-MAC:[^\n]*|\Z)", re.DOTALL)
+
+
+def _mask_line(match) -> str:
+    if not is_secret_key(match["key"]) or not match["value"]:
+        return match[0]
+    value = match["value"]
+    quote = value[0] if value[0] in "\"'" and value.endswith(value[0]) and len(value) > 1 else ""
+    return f"{match['lead']}{match['key']}{match['sep']}{quote}{TEXT_MASK}{quote}{match['trail']}"
+
+
+def redact_text(text):
+    """Config text with the value of every secret-named ``key = value`` line (the keys
+    :func:`redact` drops, e.g. ``spicepasswd = "..."`` in an xl.cfg) and every private key
+    block masked; the text's shape is kept so a diff still shows which line changed.
+    ``None`` stays ``None``."""
+    if not isinstance(text, str) or not text:
+        return text
+    text = _PRIVATE_KEY_BLOCK.sub(TEXT_MASK, text)
+    return "".join(_CONFIG_LINE.sub(_mask_line, line.rstrip("\n")) + ("\n" if line.endswith("\n") else "")
+                   for line in text.splitlines(True))
+
+
+def redact_diff(diff):
+    """A module diff (a dict, or a list of them) with both sides redacted: text through
+    :func:`redact_text`, dicts and lists through :func:`redact`."""
+    if isinstance(diff, list):
+        return [redact_diff(d) for d in diff]
+    if not isinstance(diff, dict):
+        return diff
+    out = dict(diff)
+    for side in ("before", "after"):
+        if side in out:
+            value = out[side]
+            out[side] = redact_text(value) if isinstance(value, str) else redact(value)
+    return out
+
+
+def redact_vm(vm):
+    """A VM record (store row) with the secrets of its spec removed, as the inventory does."""
+    if not isinstance(vm, dict):
+        return vm
+    out = dict(vm)
+    if isinstance(out.get("spec"), dict):
+        out["spec"] = redact(out["spec"])
+    return out
+
+
 def group_name(prefix: str, value) -> str:
     """``<prefix>_<value>`` with every character that is not a letter, digit or ``_``
     replaced by ``_`` (so org ``acme-corp`` is group ``org_acme_corp``)."""

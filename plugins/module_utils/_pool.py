@@ -12,7 +12,7 @@ import uuid
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lifecycle as lc
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
-from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_name
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_name, redact_vm
 from ansible_collections.vman.lifecycle.plugins.module_utils._netconf import normalise
 
 BACKENDS = ("xen", "libvirt", "lxc")
@@ -71,7 +71,9 @@ def _check_flavors(flavors):
 
 
 def _public(vm):
-    vm = dict(vm)
+    """A VM record as a result shows it: no netconf row ids, no secrets in the spec (the
+    inventory's redaction)."""
+    vm = redact_vm(vm)
     for row in (vm.get("netconfs") or {}).values():
         row.pop("id", None)
     return vm
@@ -98,4 +100,4 @@ def claim(store, flavor, owner, actor=lc.USER, who=None, check=False):
     vm["netconfs"] = {row["kind"]: row for row in store.netconfs(vm=vm["name"])}
     # the fleet inventory's name of the VM, so a playbook can target it right after the claim
     vm["host"] = host_name(vm)
-    return {"changed": True, "vm": vm}, []
+    return {"changed": True, "vm": redact_vm(vm)}, []

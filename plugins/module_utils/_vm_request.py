@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_vm
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import requests as rq
 
 #: a request name becomes part of VM names (``<name>-<n>``) and of host names
@@ -64,6 +65,8 @@ def apply_request(store, name, allocator, state="present", params=None, redeploy
         raise ValidationError(f"request '{name}'", "state", state, "must be present or absent")
     before, after = _view(before), _view(after)
     changed = before != after or cleared
+    # compared in clear (a changed password is a change), shown without the spec's secrets
+    before, after = redact_vm(before), redact_vm(after)
     msg = ""
     if state == "absent" and after is not None and not after["allocators"] and changed:
         msg = (f"request '{name}' has no allocator left: the next reconcile tears its devices "
@@ -83,5 +86,5 @@ def read_requests(store, name=None, allocator=None):
         requests = store.list_requests()
     if allocator is not None:
         requests = [r for r in requests if allocator in r["allocators"]]
-    return {"requests": requests, "redeploy": store.redeploy_entries(allocator),
+    return {"requests": [redact_vm(r) for r in requests], "redeploy": store.redeploy_entries(allocator),
             "states": list(rq.REQUEST_STATES)}

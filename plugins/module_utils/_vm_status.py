@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lifecycle as lc
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import StateError, ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_vm
 
 DEFAULT_WHO = "ansible"
 
@@ -77,6 +78,6 @@ def read_status(store, name=None, status=None, flavor=None, org=None, owner=None
         vm = store.get_vm(name)
         if vm is None:
             return {"exists": False, "vm": None, "events": []}
-        return {"exists": True, "vm": vm, "events": store.events(name, limit) if events else []}
+        return {"exists": True, "vm": redact_vm(vm), "events": store.events(name, limit) if events else []}
     vms = store.list_vms(status=lc.canonical_status(status), flavor=flavor, org=org, owner=owner)
-    return {"vms": vms}
+    return {"vms": [redact_vm(vm) for vm in vms]}

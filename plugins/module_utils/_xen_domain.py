@@ -14,6 +14,7 @@ import os
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _xl
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import read_text, write_atomic
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_text
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import REDACTED
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError
 from ansible_collections.vman.lifecycle.plugins.module_utils._units import vm_unit
@@ -27,9 +28,12 @@ def config_file(config_path: str, full_name: str) -> str:
     return os.path.join(config_path, f"{full_name}.cfg")
 
 
-def redact_config(text: str | None, spec) -> str | None:
-    """Config text with the SPICE password replaced (for diffs)."""
-    if text is None or not spec.spicepasswd:
+def redact_config(text: str | None, spec=None) -> str | None:
+    """Config text for a diff: every secret line masked (:func:`_fleet.redact_text`, so the
+    old file's ``spicepasswd`` too, not only the new spec's), and any remaining occurrence
+    of the spec's SPICE password replaced."""
+    text = redact_text(text)
+    if text is None or spec is None or not spec.spicepasswd:
         return text
     return text.replace(spec.spicepasswd, REDACTED)
 

@@ -153,6 +153,7 @@ vms:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json, hide_vm_secrets, require
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_diff
 from ansible_collections.vman.lifecycle.plugins.module_utils import _iscsi, _spec
 from ansible_collections.vman.lifecycle.plugins.module_utils._units import find_binary
 
@@ -186,7 +187,7 @@ def main():
         results, diffs = roots.converge(specs, p["state"])
     result = {"changed": any(r["changed"] for r in results), "vms": results}
     if module._diff:
-        result["diff"] = diffs
+        result["diff"] = redact_diff(diffs)
     module.exit_json(**result)
 
 

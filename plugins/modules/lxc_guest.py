@@ -338,6 +338,7 @@ containers:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_diff
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lxc
 
 _TYPES = {
@@ -402,7 +403,7 @@ def main():
         for warning in result.pop("warnings", []):
             module.warn(warning)
     module.exit_json(changed=changed, containers=results,
-                     diff=[d for d, r in zip(diffs, results) if r["changed"]])
+                     diff=redact_diff([d for d, r in zip(diffs, results) if r["changed"]]))
 
 
 if __name__ == "__main__":

@@ -162,6 +162,7 @@ containers:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_diff
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lxc, _lxc_setup
 
 
@@ -199,7 +200,7 @@ def main():
         results, diffs, changed = setup.converge(specs)
     except VmanError as exc:
         module.fail_json(msg=str(exc), **exc.to_result())
-    module.exit_json(changed=changed, containers=results, diff=diffs)
+    module.exit_json(changed=changed, containers=results, diff=redact_diff(diffs))
 
 
 if __name__ == "__main__":

@@ -189,6 +189,7 @@ vms:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json, hide_vm_secrets, require
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_diff
 from ansible_collections.vman.lifecycle.plugins.module_utils import _rootfs, _spec
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
 from ansible_collections.vman.lifecycle.plugins.module_utils._units import find_binary
@@ -239,7 +240,7 @@ def main():
             keys_text=keys_text, image=p["image"])
     result = {"changed": any(r["changed"] for r in results), "vms": results}
     if module._diff:
-        result["diff"] = diffs
+        result["diff"] = redact_diff(diffs)
     module.exit_json(**result)
 
 

@@ -201,6 +201,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json, hide_vm_secrets, require
 from ansible_collections.vman.lifecycle.plugins.module_utils import _spec
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_diff
 from ansible_collections.vman.lifecycle.plugins.module_utils._units import Systemctl
 from ansible_collections.vman.lifecycle.plugins.module_utils._xen_domain import DomainConverger
 from ansible_collections.vman.lifecycle.plugins.module_utils._xl import XlToolstack
@@ -242,7 +243,8 @@ def main():
         results, diffs = converger.converge(specs, p["state"])
     result = {"changed": any(r["changed"] for r in results), "vms": results}
     if module._diff:
-        result["diff"] = diffs
+        # both sides redacted again here: the old file may hold a password the new spec lacks
+        result["diff"] = redact_diff(diffs)
     module.exit_json(**result)
 
 

@@ -148,6 +148,7 @@ daemon_reloaded:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_diff
 from ansible_collections.vman.lifecycle.plugins.module_utils import _units
 
 TIMEOUTS = ("start_timeout", "stop_timeout", "iscsi_login_timeout", "iscsi_logout_timeout",
@@ -187,7 +188,7 @@ def main():
                                          daemon_reload=p["daemon_reload"])
         result, diffs = installer.apply()
     if module._diff:
-        result["diff"] = diffs
+        result["diff"] = redact_diff(diffs)
     module.exit_json(**result)
 
 

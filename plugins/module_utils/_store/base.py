@@ -357,6 +357,47 @@ class Store(RequestsMixin):
             q.run("INSERT INTO tokens (vm, token_hash, source_ip, expires_at, created_at) "
                   "VALUES (?, ?, ?, ?, ?)", (vm, token_hash, source_ip, expires_at, self.clock()))
 
+    def replace_token(self, vm, token_hash, expires_at, source_ip=None, status=None):
+        """Revoke (mark used) every unused token of ``vm`` and store a new token *hash*, in one
+        transaction; return how many were revoked.
+
+        The VM row is locked first (PostgreSQL ``FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE``
+        serialises every writer), so of concurrent issuers each revokes the token of the one
+        before it and exactly one token stays valid. With ``status``, StateError (nothing
+        written) unless the VM is in that status.
+        """
+        with self._tx(write=True) as q:
+            row = self._get(q, vm, lock=True)
+            if status is not None and row["status"] != status:
+                raise StateError(f"VM {vm}: status is {row['status']}, a callback token is only "
+                                 f"issued while it is {status}")
+            now = self.clock()
+            revoked = q.run("UPDATE tokens SET used_at = ? WHERE vm = ? AND used_at IS NULL",
+                            (now, vm))
+            q.run("INSERT INTO tokens (vm, token_hash, source_ip, expires_at, created_at) "
+                  "VALUES (?, ?, ?, ?, ?)", (vm, token_hash, source_ip, expires_at, now))
+            return revoked
+
+    def spend_token(self, token_id, vm, target, actor, who=None, why=None,
+                    grace_days=lc.DEFAULT_GRACE_DAYS):
+        """Mark token ``token_id`` of ``vm`` used and move the VM to ``target``, in one
+        transaction: a crash between the two leaves neither. Return the plan, or None when the
+        token was already used (nothing written). StateError (nothing written, the token still
+        valid) for an unknown VM or an illegal transition.
+        """
+        with self._tx(write=True) as q:
+            row = self._get(q, vm, lock=True)
+            now = self.clock()
+            if q.run("UPDATE tokens SET used_at = ? WHERE id = ? AND vm = ? AND used_at IS NULL",
+                     (now, token_id, vm)) != 1:
+                return None
+            plan = lc.plan_transition(vm, row["status"], target, actor,
+                                      admin_suspended=row["admin_suspended"],
+                                      since=row["status_since"], now=now, grace_days=grace_days)
+            if plan.changed:
+                self._apply(q, plan, now, who, why)
+            return plan
+
     def tokens(self, vm):
         """The VM's token rows (hashes), oldest first."""
         with self._tx() as q:
