@@ -37,8 +37,10 @@ def test_redact_diff_covers_both_sides_text_and_dicts():
 
 def test_xen_domain_diff_hides_the_old_files_password(tmp_path):
     def spec(password):
+        # state absent below needs no password: spice_unauthenticated lets the spec validate
         return _spec.normalize_all([{"org": "o", "name": "h", "builder": "hvm", "spice": True,
-                                     "spicepasswd": password, "os": {"type": "debian", "version": "12"},
+                                     "spicepasswd": password, "spice_unauthenticated": password is None,
+                                     "os": {"type": "debian", "version": "12"},
                                      "interfaces": [{}]}],
                                    {"nfsroot_base": "10.0.0.2:/srv/nfs", "gateway": "10.0.0.1"}, "6.1")
     conv = DomainConverger(str(tmp_path / "vms"), XlToolstack("/nonexistent/xl"), manager="xl",
