@@ -28,7 +28,7 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._errors import Stat
 
 WHO = "install_callback"
 MAX_BODY = 4096
-_VM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_VM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # \Z: no "name\n"
 
 
 def hash_token(token: str) -> str:

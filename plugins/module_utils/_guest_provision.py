@@ -31,7 +31,7 @@ PHASES = ("startup", "restore init", "restore clean", "create clean", "dependenc
 PHASE_FILES = ("dependencies", "init", "main", "terminate")
 CLEAN_SNAPSHOT = "clean"
 # same alphabet as vm_snapshot's names (the project id and revision become part of one)
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,60}$")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:-]{0,60}")
 
 
 def revision(revision_id=None, project_revision=None, obj: str = "guest_provision") -> str | None:
@@ -46,7 +46,7 @@ def revision(revision_id=None, project_revision=None, obj: str = "guest_provisio
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValidationError(obj, "revision_id", value, "must be a string or an integer")
     value = str(value)
-    if not _ID_RE.match(value):
+    if not _ID_RE.fullmatch(value):
         raise ValidationError(obj, "revision_id", value,
                               "1-61 characters of A-Z a-z 0-9 _ . + : -, starting with a letter or digit")
     return value
@@ -57,7 +57,7 @@ def init_snapshot_name(project_id, rev: str, obj: str = "guest_provision") -> st
     if project_id is None or project_id == "":
         raise ValidationError(obj, "project_id", project_id, "is required for the init snapshot")
     project_id = str(project_id)
-    if not _ID_RE.match(project_id):
+    if not _ID_RE.fullmatch(project_id):
         raise ValidationError(obj, "project_id", project_id,
                               "1-61 characters of A-Z a-z 0-9 _ . + : -, starting with a letter or digit")
     if rev is None:

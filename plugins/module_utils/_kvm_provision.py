@@ -26,12 +26,12 @@ DEFAULT_TEMPLATE = "default.xml.j2"
 TEMPLATE_SUFFIX = ".xml.j2"
 DISK_FORMATS = ("raw", "qcow2")
 #: libvirt accepts almost anything as a name; we keep names usable in file names and argv.
-DOMAIN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,99}$")
-DEVNAME_RE = re.compile(r"^(vd|sd|hd|xvd)[a-z]{1,2}$")
-SIZE_RE = re.compile(r"^[0-9]+[KMGT]?$")
+DOMAIN_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:-]{0,99}")
+DEVNAME_RE = re.compile(r"(vd|sd|hd|xvd)[a-z]{1,2}")
+SIZE_RE = re.compile(r"[0-9]+[KMGT]?")
 URL_SCHEMES = ("http", "https", "ftp")
 NET_TYPES = ("network", "bridge", "user")
-MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 _BUS = {"vd": "virtio", "sd": "sata", "hd": "ide", "xvd": "xen"}
 
 
@@ -47,7 +47,7 @@ def _metadata(vm) -> dict:
 def domain_name(vm) -> str:
     """``vm.metadata.name``, validated: it names the libvirt domain."""
     name = _metadata(vm).get("name")
-    if not isinstance(name, str) or not DOMAIN_NAME_RE.match(name):
+    if not isinstance(name, str) or not DOMAIN_NAME_RE.fullmatch(name):
         raise ValidationError(str(name), "metadata.name", name,
                               "a VM name is 1-100 characters of A-Z a-z 0-9 _ . + : - "
                               "and starts with a letter or digit")
@@ -180,7 +180,7 @@ def disks(vm) -> list:
         if fmt not in DISK_FORMATS:
             raise ValidationError(name, field + ".type", fmt, f"must be one of {', '.join(DISK_FORMATS)}")
         target = disk.get("devname") or f"vd{chr(ord('a') + i)}"
-        if not isinstance(target, str) or not DEVNAME_RE.match(target):
+        if not isinstance(target, str) or not DEVNAME_RE.fullmatch(target):
             raise ValidationError(name, field + ".devname", target, "must be a device name such as vda")
         if target in seen:
             raise ValidationError(name, field + ".devname", target, "is used by two disks")
@@ -189,7 +189,7 @@ def disks(vm) -> list:
         size = disk.get("size")
         if size is not None:
             size = str(size)
-            if not SIZE_RE.match(size):
+            if not SIZE_RE.fullmatch(size):
                 raise ValidationError(name, field + ".size", size, "must be a size such as 2G or 512M")
         argv = None
         backing = disk.get("backing")
@@ -243,7 +243,7 @@ def interfaces(vm) -> list:
         if kind == "bridge" and not source:
             raise ValidationError(name, field + ".source", source, "a bridge interface needs a source bridge")
         mac = net.get("mac")
-        if mac is not None and not MAC_RE.match(str(mac)):
+        if mac is not None and not MAC_RE.fullmatch(str(mac)):
             raise ValidationError(name, field + ".mac", mac, "must be a MAC address such as 52:54:00:12:34:56")
         out.append({"type": kind, "source": source if kind != "user" else None,
                     "mac": str(mac).lower() if mac else None, "model": net.get("model") or "virtio"})

@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - reported by the modules via missing_re
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
-    CommandError, StateError, ValidationError)
+    CommandError, StateError, ValidationError, bad_char, check_line)
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import (
     Runner, fmt_flag, fmt_opt, fmt_positional)
 
@@ -143,7 +143,7 @@ def profile_name(host_id, profile_type, size=None) -> str:
 # ---- validation of names that reach argv or paths -----------------------------------------
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-NAME_RE = re.compile(rf"(?=.{{1,63}}$){_LABEL}(?:\.{_LABEL})*")
+NAME_RE = re.compile(rf"(?=.{{1,63}}\Z){_LABEL}(?:\.{_LABEL})*")
 BRIDGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 VG_RE = re.compile(r"[A-Za-z0-9+_][A-Za-z0-9+_.-]{0,126}")
 TEMPLATE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -201,9 +201,20 @@ def validate_mac(value, obj="lxc") -> str:
 
 def _no_newline(value, obj, field_name):
     text = str(value)
-    if "\n" in text or "\r" in text or "\0" in text:
-        raise ValidationError(obj, field_name, value, "must be a single line")
+    if bad_char(text) is not None:
+        raise ValidationError(obj, field_name, value,
+                              "must be a single line without control characters")
     return text
+
+
+def validate_password(value, obj="lxc"):
+    """The guest password: fed to ``chpasswd`` as ``user:password`` lines, so no line break
+    or other control character (``x\nroot:pwned`` would set root's password too). A ':' is
+    harmless there (chpasswd splits at the first one, which follows the user name). The
+    error names the field, never the value."""
+    if value is None:
+        return None
+    return check_line(obj, "password", value, secret=True, max_len=512)
 
 
 # ---- addresses, MACs and passwords --------------------------------------------------------
@@ -871,7 +882,8 @@ def build_spec(merged, obj=None) -> ContainerSpec:
                           for o in merged["template_options"]],
         snapshot=bool(merged["snapshot"]), bridge=validate_bridge(merged["bridge"], obj),
         network=str(net.network), prefixlen=net.prefixlen, gateway=gateway,
-        ip=merged.get("ip"), mac=merged.get("mac"), password=merged.get("password"),
+        ip=merged.get("ip"), mac=merged.get("mac"),
+        password=validate_password(merged.get("password"), obj),
         autostart=bool(merged["autostart"]), dnsservers=dns,
         lxc_conf=normalize_lxc_conf(merged["lxc_conf"], obj), lxc_conf_unset=unset,
         users=users, ssh_keys=[_no_newline(k, obj, "ssh_keys") for k in merged["ssh_keys"]])
@@ -1140,6 +1152,10 @@ class LxcGuestManager:
         actions.append("guest setup")
         if self.check_mode:
             return
+        # again here: the password may come from the settings file rather than the task
+        validate_password(spec.password, spec.name)
+        for user in spec.users:
+            validate_user(user, spec.name)
         be = self.backend
         for user in spec.users:
             if be.attach(spec.name, ["id", "-u", user], check=False).rc != 0:

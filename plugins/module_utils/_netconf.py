@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - the module reports it
     netaddr = None
     HAS_NETADDR = False
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 # "{n}" or "{n:03d}"-style; nothing else may be formatted into a hostname
 _TEMPLATE_FIELD = re.compile(r"\{n(?::0?\d*d)?\}")
 
@@ -29,7 +29,7 @@ def check_hostname(pool, value):
     """A lower-case RFC 1123 host name (labels a-z0-9-, 253 characters at most)."""
     if not isinstance(value, str) or not value or len(value) > 253 or value.endswith("."):
         raise ValidationError(f"netconf pool '{pool}'", "hostname", value, "not a valid host name")
-    if not all(_LABEL.match(label) for label in value.split(".")):
+    if not all(_LABEL.fullmatch(label) for label in value.split(".")):
         raise ValidationError(f"netconf pool '{pool}'", "hostname", value,
                               "not a valid host name (lower-case letters, digits, '-' per label)")
     return value

@@ -45,11 +45,11 @@ SUITES = {
 # Suites that still ship a package named "python" (Python 2); later ones only have python3.
 _PYTHON2_SUITES = frozenset(("stretch", "buster", "xenial", "bionic"))
 
-USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,99}$")
-SUITE_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
-MIRROR_RE = re.compile(r"^(https?|file)://[A-Za-z0-9._~:/@%+-]+$")
-_KEY_RE = re.compile(r"^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\n\r]*)?$")
+USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]{0,99}")
+SUITE_RE = re.compile(r"[a-z][a-z0-9-]{1,30}")
+MIRROR_RE = re.compile(r"(https?|file)://[A-Za-z0-9._~:/@%+-]+")
+_KEY_RE = re.compile(r"(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\n\r]*)?")
 
 
 def suite_for(spec) -> str:
@@ -76,7 +76,7 @@ def map_packages(packages, suite: str) -> list:
     """
     out = []
     for name in packages:
-        if not isinstance(name, str) or not PACKAGE_RE.match(name):
+        if not isinstance(name, str) or not PACKAGE_RE.fullmatch(name):
             raise ValidationError("vm_rootfs", "packages", name, "is not a Debian package name")
         if name == "python" and suite not in _PYTHON2_SUITES:
             name = "python3"
@@ -227,7 +227,7 @@ def render_authorized_keys(keys) -> str:
     out = []
     for index, key in enumerate(keys):
         key = str(key).strip()
-        if not _KEY_RE.match(key):
+        if not _KEY_RE.fullmatch(key) or bad_char(key) is not None:
             raise ValidationError("vm_rootfs", f"public_keys[{index}]", key[:40],
                                   "is not an OpenSSH public key line")
         out.append(key)

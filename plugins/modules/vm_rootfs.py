@@ -220,9 +220,9 @@ def main():
     p = module.params
     with errors_to_fail_json(module):
         user = p["user"]
-        if not _rootfs.USER_RE.match(user):
+        if not _rootfs.USER_RE.fullmatch(user):
             raise ValidationError("vm_rootfs", "user", user, f"must match {_rootfs.USER_RE.pattern}")
-        if p["mirror"] and not _rootfs.MIRROR_RE.match(p["mirror"]):
+        if p["mirror"] and not _rootfs.MIRROR_RE.fullmatch(p["mirror"]):
             raise ValidationError("vm_rootfs", "mirror", p["mirror"], "must be an http(s) or file URL")
         keys_text = _rootfs.render_authorized_keys(p["public_keys"])
         vms, root_paths = _rootfs.split_root_paths(p["vms"])
