@@ -23,7 +23,7 @@ import re
 import shutil
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _xl
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError, ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError, ValidationError, bad_char
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import run
 

@@ -28,6 +28,9 @@ except ImportError:  # pragma: no cover - reported by the modules through missin
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 IFACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 CPUS_RE = re.compile(r"[a-z0-9,^ -]{1,256}")
+#: ``server:/path`` of an NFS root: host name, IPv4 or [IPv6], then an absolute path
+NFSROOT_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])"
+                        r":/[^\s,]*")
 OPTION_KEY_RE = re.compile(r"[a-z_][a-z0-9_]*")
 #: characters that may not appear inside a quoted xl.cfg string or a kernel command line value
 UNSAFE_CHARS = ('"', "\n", "\r", "\x00", "\\")
@@ -502,6 +505,12 @@ def _check_root(check: _Checker, spec: VmSpec) -> None:
     if spec.storage_type == "nfs" and spec.builder == "generic" and not spec.cmdline:
         if not spec.nfsroot_base:
             check.fail("nfsroot_base", None, "required for storage_type nfs (xen_vman_nfsroot_base)")
+        if not NFSROOT_RE.fullmatch(spec.nfsroot_base):
+            # without a server the kernel gets nfsroot=/path and mounts from whatever server
+            # DHCP names (or none): refuse instead of rendering it
+            check.fail("nfsroot_base", spec.nfsroot_base,
+                       "must be <server>:/<path> (a host name, an IPv4 address or [IPv6] "
+                       "before the ':', an absolute path without spaces after it)")
         if not spec.primary_ip:
             check.fail("interfaces", [], "an NFS root needs connection_ip or an interface ip")
 
