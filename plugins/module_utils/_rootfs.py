@@ -222,6 +222,20 @@ def render_sudoers(user: str) -> str:
     return _header() + f"{user} ALL=(ALL:ALL) NOPASSWD: ALL\n"
 
 
+def check_user(user) -> str:
+    """The user created in new roots (vm_rootfs ``user``): a POSIX user name."""
+    if not isinstance(user, str) or not USER_RE.fullmatch(user):
+        raise ValidationError("vm_rootfs", "user", user, f"must match {USER_RE.pattern}")
+    return user
+
+
+def check_mirror(url):
+    """The Debian mirror (vm_rootfs ``mirror``): an http(s) or file URL; None stays None."""
+    if url and (not isinstance(url, str) or not MIRROR_RE.fullmatch(url)):
+        raise ValidationError("vm_rootfs", "mirror", url, "must be an http(s) or file URL")
+    return url
+
+
 def render_authorized_keys(keys) -> str:
     """``authorized_keys`` text; every key validated as one OpenSSH public key line."""
     out = []

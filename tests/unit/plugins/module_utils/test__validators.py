@@ -43,17 +43,6 @@ def _kvm_vm(**extra):
     return vm
 
 
-def _rootfs_user(user):
-    # the module's own check (plugins/modules/vm_rootfs.py) uses this regex
-    if not _rootfs.USER_RE.fullmatch(user):
-        raise ValidationError("vm_rootfs", "user", user, "bad")
-
-
-def _rootfs_mirror(url):
-    if not _rootfs.MIRROR_RE.fullmatch(url):
-        raise ValidationError("vm_rootfs", "mirror", url, "bad")
-
-
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEw8Y2jW1kYd7k3a0Y9o0h2Q3w8vQ9o1bWQm1o3m1o3m admin@x"
 
 #: (id, callable taking the value, a valid value, the field the error must name)
@@ -106,8 +95,8 @@ CASES = [
      "project_id"),
     ("rootfs.package", lambda v: _rootfs.map_packages([v], "bookworm"), "openssh-server",
      "packages"),
-    ("rootfs.user", _rootfs_user, "admin", "user"),
-    ("rootfs.mirror", _rootfs_mirror, "http://deb.debian.org/debian", "mirror"),
+    ("rootfs.user", _rootfs.check_user, "admin", "user"),
+    ("rootfs.mirror", _rootfs.check_mirror, "http://deb.debian.org/debian", "mirror"),
     ("lxc.name", _lxc.validate_name, "web1", "name"),
     ("lxc.user", _lxc.validate_user, "admin", "users"),
     ("vm_request.name", _vm_request.validate_request, "web", "name"),
