@@ -55,6 +55,15 @@ def safe_repr(value, limit: int = VALUE_LIMIT) -> str:
     return text
 
 
+def as_text(value) -> str:
+    """``str(value)`` for validation, total: an integer past the int->str digit limit becomes
+    a marker text that no validator accepts, instead of raising ValueError."""
+    try:
+        return str(value)
+    except ValueError:
+        return safe_repr(value)
+
+
 def bad_char(text: str):
     """The first control character of ``text`` (C0/C1 controls, DEL, line/paragraph separators,
     surrogates, bidi controls), or None."""

@@ -123,7 +123,7 @@ def seed_files(hostname=None, callback_url=None, token=None, host_keys=(), autho
     """The seed as a list of :class:`SeedFile`; only the parts given are included."""
     files = []
     if hostname is not None:
-        if not _HOSTNAME.fullmatch(str(hostname)):
+        if not isinstance(hostname, str) or not _HOSTNAME.fullmatch(hostname):
             raise ValidationError("vm_install_seed", "hostname", hostname,
                                   "must be a lower-case host name or FQDN")
         files.append(SeedFile("etc/hostname", hostname.split(".")[0] + "\n"))

@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - reported by the modules via missing_re
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
-    CommandError, StateError, ValidationError, bad_char, check_line)
+    CommandError, StateError, ValidationError, as_text, bad_char, check_line)
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import (
     Runner, fmt_flag, fmt_opt, fmt_positional)
 
@@ -99,7 +99,7 @@ def lxc_size(profile, obj="lxc") -> str:
 
 def size_bytes(size) -> int:
     """``'500m'`` -> 524288000; units m, g, t are binary (as lvcreate reads them)."""
-    match = re.fullmatch(r"([0-9]+)([mgtMGT])", str(size))
+    match = re.fullmatch(r"([0-9]+)([mgtMGT])", as_text(size))
     if not match:
         raise ValidationError("lxc", "size", size, "must be a number followed by m, g or t")
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
@@ -156,7 +156,7 @@ MAC_PREFIX = "00:16:3e"
 def validate_name(name, obj=None, field_name="name") -> str:
     """A container name: a host name or FQDN of at most 63 characters."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise ValidationError(obj or str(name), field_name, name,
+        raise ValidationError(obj or as_text(name), field_name, name,
                               "must be a host name or FQDN (letters, digits, '-', '.'), "
                               "at most 63 characters")
     return name
@@ -193,14 +193,14 @@ def validate_user(value, obj="lxc"):
 
 def validate_mac(value, obj="lxc") -> str:
     """A MAC address, returned lower-case."""
-    mac = str(value).lower() if value is not None else ""
+    mac = as_text(value).lower() if value is not None else ""
     if not MAC_RE.fullmatch(mac):
         raise ValidationError(obj, "mac", value, "must be a MAC address like 00:16:3e:12:34:56")
     return mac
 
 
 def _no_newline(value, obj, field_name):
-    text = str(value)
+    text = as_text(value)
     if bad_char(text) is not None:
         raise ValidationError(obj, field_name, value,
                               "must be a single line without control characters")

@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - the module reports it
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 # "{n}" or "{n:03d}"-style; nothing else may be formatted into a hostname
 # (the width has at most 2 digits: "{n:0999999999d}" would build a gigabyte string)
-_TEMPLATE_FIELD = re.compile(r"\{n(?::0?\d{0,2}d)?\}")
+_TEMPLATE_FIELD = re.compile(r"\{n(?::0?[0-9]{0,2}d)?\}")
 #: most entries one range may expand to (refused beyond: the expansion is held in memory)
 MAX_RANGE_COUNT = 65536
 #: largest first ``n`` of a range

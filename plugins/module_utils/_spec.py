@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, bad_char
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, as_text, bad_char, safe_repr
 
 try:
     import netaddr
@@ -228,7 +228,7 @@ class _Checker:
     def boolean(self, fld, value):
         if isinstance(value, bool):
             return value
-        text = str(value).strip().lower()
+        text = as_text(value).strip().lower()
         if text in ("yes", "true", "on", "1"):
             return True
         if text in ("no", "false", "off", "0"):
@@ -247,7 +247,7 @@ class _Checker:
             self.fail(fld, value, "is required")
         if isinstance(value, (dict, list, bool)):
             self.fail(fld, value, "must be a string")
-        value = str(value)
+        value = as_text(value)
         if any(ch in value for ch in UNSAFE_CHARS):
             self.fail(fld, value, "must not contain quotes, backslashes or line breaks")
         ch = bad_char(value)
@@ -394,7 +394,9 @@ def normalize(vm: Mapping, defaults: Mapping | None = None, host_kernel: str | N
         raise ValidationError("(vm)", "vm", vm, "must be a dict")
     d = normalize_defaults(defaults)
     org, name = vm.get("org"), vm.get("name")
-    label = f"{org}-{name}" if org or name else "(vm)"
+    label = f"{as_text(org)}-{as_text(name)}" if org or name else "(vm)"
+    if bad_char(label) is not None or len(label) > 130:
+        label = safe_repr(label)  # the label starts every error message: keep it one line
     check = _Checker(label)
     check.name("org", org)
     check.name("name", name)
