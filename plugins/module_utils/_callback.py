@@ -40,7 +40,7 @@ MAX_CONNECTIONS = 128    # open at once; one more evicts the oldest unfinished (
 LINGER = 1.0             # seconds to flush an answer and drain the rest of a refused body
 BACKLOG = 512            # pending connects the kernel queues (capped by net.core.somaxconn)
 MAX_LOG = 1000           # entries of Listener.log; accepted calls are always kept
-_VM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_VM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # \Z: no "name\n"
 
 
 def hash_token(token: str) -> str:

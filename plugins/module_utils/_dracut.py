@@ -52,10 +52,10 @@ INITRD_PREFIX = "initrd.img-"
 HOOK_NAME = "zz-vman-xen-initrd"
 INPUTS_HEADER = "# vman.lifecycle.xen_initrd: the inputs this initrd was built from"
 
-MODULE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MODULE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 #: kernel releases as ``uname -r`` prints them; also what may follow ``initrd.img-`` in a path
-VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$")
-_PATH_RE = re.compile(r"^/[A-Za-z0-9._+/-]*$")
+VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}")
+_PATH_RE = re.compile(r"/[A-Za-z0-9._+/-]*")
 #: flags that would take over what the module itself controls
 RESERVED_FLAGS = ("-f", "--force", "-m", "--modules", "--kver", "--install")
 
@@ -96,7 +96,7 @@ def check_modules(modules) -> tuple:
         raise ValidationError(OBJ, "modules", modules, "must be a non-empty list of dracut module names")
     out = []
     for index, module in enumerate(modules):
-        if not isinstance(module, str) or not MODULE_RE.match(module):
+        if not isinstance(module, str) or not MODULE_RE.fullmatch(module):
             raise ValidationError(OBJ, f"modules[{index}]", module, f"must match {MODULE_RE.pattern}")
         if module not in out:
             out.append(module)
@@ -105,14 +105,14 @@ def check_modules(modules) -> tuple:
 
 def check_version(field: str, version) -> str:
     """A kernel release safe to put into a path and an argv."""
-    if not isinstance(version, str) or not VERSION_RE.match(version) or ".." in version:
+    if not isinstance(version, str) or not VERSION_RE.fullmatch(version) or ".." in version:
         raise ValidationError(OBJ, field, version, f"is not a kernel version (must match {VERSION_RE.pattern})")
     return version
 
 
 def check_path(field: str, value) -> str:
     """An absolute path of plain characters (it goes into hook scripts and argv)."""
-    if not isinstance(value, str) or not _PATH_RE.match(value) or "//" in value or "/../" in value:
+    if not isinstance(value, str) or not _PATH_RE.fullmatch(value) or "//" in value or "/../" in value:
         raise ValidationError(OBJ, field, value, "must be an absolute path of letters, digits and . _ + / -")
     return value.rstrip("/") or "/"
 
@@ -202,7 +202,7 @@ def installed_kernels(modules_dir: str = "/lib/modules", boot_dir: str = "/boot"
     except FileNotFoundError:
         return []
     out = [name for name in names
-           if VERSION_RE.match(name) and os.path.isdir(os.path.join(modules_dir, name))
+           if VERSION_RE.fullmatch(name) and os.path.isdir(os.path.join(modules_dir, name))
            and os.path.isfile(os.path.join(boot_dir, f"vmlinuz-{name}"))]
     return sorted(out)
 
@@ -214,11 +214,11 @@ def existing_initrds(dest_dir: str) -> dict:
         name = os.path.basename(path)
         if name.endswith(INPUTS_SUFFIX):
             version = name[len(INITRD_PREFIX):-len(INPUTS_SUFFIX)]
-            if VERSION_RE.match(version):
+            if VERSION_RE.fullmatch(version):
                 out[version] = True
             continue
         version = name[len(INITRD_PREFIX):]
-        if VERSION_RE.match(version) and os.path.isfile(path) and not os.path.islink(path):
+        if VERSION_RE.fullmatch(version) and os.path.isfile(path) and not os.path.islink(path):
             out.setdefault(version, os.path.exists(inputs_path(path)))
     return out
 

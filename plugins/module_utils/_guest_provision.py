@@ -19,7 +19,7 @@ import os
 import re
 from typing import Callable, Iterable
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, as_text
 from ansible_collections.vman.lifecycle.plugins.module_utils._kvm_provision import (
     connection_uri, domain_name)
 from ansible_collections.vman.lifecycle.plugins.module_utils._phases import import_path
@@ -31,7 +31,7 @@ PHASES = ("startup", "restore init", "restore clean", "create clean", "dependenc
 PHASE_FILES = ("dependencies", "init", "main", "terminate")
 CLEAN_SNAPSHOT = "clean"
 # same alphabet as vm_snapshot's names (the project id and revision become part of one)
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,60}$")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:-]{0,60}")
 
 
 def revision(revision_id=None, project_revision=None, obj: str = "guest_provision") -> str | None:
@@ -45,8 +45,8 @@ def revision(revision_id=None, project_revision=None, obj: str = "guest_provisio
     value = values[0]
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValidationError(obj, "revision_id", value, "must be a string or an integer")
-    value = str(value)
-    if not _ID_RE.match(value):
+    value = as_text(value)
+    if not _ID_RE.fullmatch(value):
         raise ValidationError(obj, "revision_id", value,
                               "1-61 characters of A-Z a-z 0-9 _ . + : -, starting with a letter or digit")
     return value
@@ -56,8 +56,8 @@ def init_snapshot_name(project_id, rev: str, obj: str = "guest_provision") -> st
     """``<project_id>.<revision>.init``, the README's name of the init snapshot."""
     if project_id is None or project_id == "":
         raise ValidationError(obj, "project_id", project_id, "is required for the init snapshot")
-    project_id = str(project_id)
-    if not _ID_RE.match(project_id):
+    project_id = as_text(project_id)
+    if not _ID_RE.fullmatch(project_id):
         raise ValidationError(obj, "project_id", project_id,
                               "1-61 characters of A-Z a-z 0-9 _ . + : -, starting with a letter or digit")
     if rev is None:

@@ -95,9 +95,9 @@ ExecStart=/usr/bin/python3 /%(script)s
 WantedBy=multi-user.target
 """ % {"token": TOKEN_PATH, "script": SCRIPT_PATH}
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-                       r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+_HOSTNAME = re.compile(r"(?=.{1,253}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+                       r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,256}")
 
 
 class SeedFile:
@@ -123,7 +123,7 @@ def seed_files(hostname=None, callback_url=None, token=None, host_keys=(), autho
     """The seed as a list of :class:`SeedFile`; only the parts given are included."""
     files = []
     if hostname is not None:
-        if not _HOSTNAME.match(str(hostname)):
+        if not isinstance(hostname, str) or not _HOSTNAME.fullmatch(hostname):
             raise ValidationError("vm_install_seed", "hostname", hostname,
                                   "must be a lower-case host name or FQDN")
         files.append(SeedFile("etc/hostname", hostname.split(".")[0] + "\n"))
@@ -131,7 +131,7 @@ def seed_files(hostname=None, callback_url=None, token=None, host_keys=(), autho
         if callback_url is None:
             raise ValidationError("vm_install_seed", "callback_url", None,
                                   "is required with a token")
-        if not _TOKEN.match(token):
+        if not _TOKEN.fullmatch(token):
             raise ValidationError("vm_install_seed", "token", "********",
                                   "must be a URL-safe token of 16 to 256 characters")
         files += [

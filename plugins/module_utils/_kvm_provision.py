@@ -18,7 +18,7 @@ import re
 from typing import Callable, Iterable
 from urllib.parse import urlparse
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, as_text
 
 DEFAULT_URI = "qemu:///system"
 DEFAULT_POOL_DIR = "/var/lib/libvirt/images"
@@ -26,12 +26,12 @@ DEFAULT_TEMPLATE = "default.xml.j2"
 TEMPLATE_SUFFIX = ".xml.j2"
 DISK_FORMATS = ("raw", "qcow2")
 #: libvirt accepts almost anything as a name; we keep names usable in file names and argv.
-DOMAIN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,99}$")
-DEVNAME_RE = re.compile(r"^(vd|sd|hd|xvd)[a-z]{1,2}$")
-SIZE_RE = re.compile(r"^[0-9]+[KMGT]?$")
+DOMAIN_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:-]{0,99}")
+DEVNAME_RE = re.compile(r"(vd|sd|hd|xvd)[a-z]{1,2}")
+SIZE_RE = re.compile(r"[0-9]+[KMGT]?")
 URL_SCHEMES = ("http", "https", "ftp")
 NET_TYPES = ("network", "bridge", "user")
-MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 _BUS = {"vd": "virtio", "sd": "sata", "hd": "ide", "xvd": "xen"}
 
 
@@ -47,8 +47,8 @@ def _metadata(vm) -> dict:
 def domain_name(vm) -> str:
     """``vm.metadata.name``, validated: it names the libvirt domain."""
     name = _metadata(vm).get("name")
-    if not isinstance(name, str) or not DOMAIN_NAME_RE.match(name):
-        raise ValidationError(str(name), "metadata.name", name,
+    if not isinstance(name, str) or not DOMAIN_NAME_RE.fullmatch(name):
+        raise ValidationError(as_text(name), "metadata.name", name,
                               "a VM name is 1-100 characters of A-Z a-z 0-9 _ . + : - "
                               "and starts with a letter or digit")
     return name
@@ -180,7 +180,7 @@ def disks(vm) -> list:
         if fmt not in DISK_FORMATS:
             raise ValidationError(name, field + ".type", fmt, f"must be one of {', '.join(DISK_FORMATS)}")
         target = disk.get("devname") or f"vd{chr(ord('a') + i)}"
-        if not isinstance(target, str) or not DEVNAME_RE.match(target):
+        if not isinstance(target, str) or not DEVNAME_RE.fullmatch(target):
             raise ValidationError(name, field + ".devname", target, "must be a device name such as vda")
         if target in seen:
             raise ValidationError(name, field + ".devname", target, "is used by two disks")
@@ -188,8 +188,8 @@ def disks(vm) -> list:
         path = _in_pool(disk.get("src"), pool, name, field + ".src")
         size = disk.get("size")
         if size is not None:
-            size = str(size)
-            if not SIZE_RE.match(size):
+            size = as_text(size)
+            if not SIZE_RE.fullmatch(size):
                 raise ValidationError(name, field + ".size", size, "must be a size such as 2G or 512M")
         argv = None
         backing = disk.get("backing")
@@ -215,7 +215,7 @@ def _positive_int(vm, field: str, default: int) -> int:
     value = vm.get(field)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() \
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not as_text(value).isdigit() \
             or int(value) < 1:
         raise ValidationError(domain_name(vm), field, value, "must be a positive integer")
     return int(value)
@@ -243,7 +243,7 @@ def interfaces(vm) -> list:
         if kind == "bridge" and not source:
             raise ValidationError(name, field + ".source", source, "a bridge interface needs a source bridge")
         mac = net.get("mac")
-        if mac is not None and not MAC_RE.match(str(mac)):
+        if mac is not None and not MAC_RE.fullmatch(as_text(mac)):
             raise ValidationError(name, field + ".mac", mac, "must be a MAC address such as 52:54:00:12:34:56")
         out.append({"type": kind, "source": source if kind != "user" else None,
                     "mac": str(mac).lower() if mac else None, "model": net.get("model") or "virtio"})

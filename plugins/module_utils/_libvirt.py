@@ -19,7 +19,7 @@ import re
 import traceback
 import xml.etree.ElementTree as ET
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, VmanError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, VmanError, check_line
 
 try:
     import libvirt
@@ -36,7 +36,7 @@ LIBVIRT_URI_SPEC = {
 }
 
 #: Snapshot names become file names for external snapshots: keep them path- and shell-safe.
-SNAPSHOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,127}$")
+SNAPSHOT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:-]{0,127}")
 
 SNAPSHOT_KINDS = ("internal", "external")
 REVERT_STATES = ("snapshot", "running", "paused", "stopped")
@@ -157,7 +157,7 @@ def _uri(conn) -> str:
 
 def validate_snapshot_name(domain: str, name: str) -> str:
     """Return ``name`` when it is a safe snapshot name, else raise :class:`ValidationError`."""
-    if not isinstance(name, str) or not SNAPSHOT_NAME_RE.match(name):
+    if not isinstance(name, str) or not SNAPSHOT_NAME_RE.fullmatch(name):
         raise ValidationError(domain, "name", name,
                               "a snapshot name is 1-128 characters of A-Z a-z 0-9 _ . + : - "
                               "and starts with a letter or digit")
@@ -169,6 +169,8 @@ def snapshot_xml(name: str, description: str | None = None) -> str:
     root = ET.Element("domainsnapshot")
     ET.SubElement(root, "name").text = name
     if description:
+        # XML 1.0 cannot even carry most control characters; refuse them all, by name
+        check_line(name, "description", description, max_len=4096)
         ET.SubElement(root, "description").text = description
     return ET.tostring(root, encoding="unicode")
 

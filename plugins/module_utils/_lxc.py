@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - reported by the modules via missing_re
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
-    CommandError, StateError, ValidationError)
+    CommandError, StateError, ValidationError, as_text, bad_char, check_line)
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import (
     Runner, fmt_flag, fmt_opt, fmt_positional)
 
@@ -99,7 +99,7 @@ def lxc_size(profile, obj="lxc") -> str:
 
 def size_bytes(size) -> int:
     """``'500m'`` -> 524288000; units m, g, t are binary (as lvcreate reads them)."""
-    match = re.fullmatch(r"([0-9]+)([mgtMGT])", str(size))
+    match = re.fullmatch(r"([0-9]+)([mgtMGT])", as_text(size))
     if not match:
         raise ValidationError("lxc", "size", size, "must be a number followed by m, g or t")
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
@@ -143,7 +143,7 @@ def profile_name(host_id, profile_type, size=None) -> str:
 # ---- validation of names that reach argv or paths -----------------------------------------
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-NAME_RE = re.compile(rf"(?=.{{1,63}}$){_LABEL}(?:\.{_LABEL})*")
+NAME_RE = re.compile(rf"(?=.{{1,63}}\Z){_LABEL}(?:\.{_LABEL})*")
 BRIDGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 VG_RE = re.compile(r"[A-Za-z0-9+_][A-Za-z0-9+_.-]{0,126}")
 TEMPLATE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -156,7 +156,7 @@ MAC_PREFIX = "00:16:3e"
 def validate_name(name, obj=None, field_name="name") -> str:
     """A container name: a host name or FQDN of at most 63 characters."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise ValidationError(obj or str(name), field_name, name,
+        raise ValidationError(obj or as_text(name), field_name, name,
                               "must be a host name or FQDN (letters, digits, '-', '.'), "
                               "at most 63 characters")
     return name
@@ -193,17 +193,28 @@ def validate_user(value, obj="lxc"):
 
 def validate_mac(value, obj="lxc") -> str:
     """A MAC address, returned lower-case."""
-    mac = str(value).lower() if value is not None else ""
+    mac = as_text(value).lower() if value is not None else ""
     if not MAC_RE.fullmatch(mac):
         raise ValidationError(obj, "mac", value, "must be a MAC address like 00:16:3e:12:34:56")
     return mac
 
 
 def _no_newline(value, obj, field_name):
-    text = str(value)
-    if "\n" in text or "\r" in text or "\0" in text:
-        raise ValidationError(obj, field_name, value, "must be a single line")
+    text = as_text(value)
+    if bad_char(text) is not None:
+        raise ValidationError(obj, field_name, value,
+                              "must be a single line without control characters")
     return text
+
+
+def validate_password(value, obj="lxc"):
+    """The guest password: fed to ``chpasswd`` as ``user:password`` lines, so no line break
+    or other control character (``x\nroot:pwned`` would set root's password too). A ':' is
+    harmless there (chpasswd splits at the first one, which follows the user name). The
+    error names the field, never the value."""
+    if value is None:
+        return None
+    return check_line(obj, "password", value, secret=True, max_len=512)
 
 
 # ---- addresses, MACs and passwords --------------------------------------------------------
@@ -871,7 +882,8 @@ def build_spec(merged, obj=None) -> ContainerSpec:
                           for o in merged["template_options"]],
         snapshot=bool(merged["snapshot"]), bridge=validate_bridge(merged["bridge"], obj),
         network=str(net.network), prefixlen=net.prefixlen, gateway=gateway,
-        ip=merged.get("ip"), mac=merged.get("mac"), password=merged.get("password"),
+        ip=merged.get("ip"), mac=merged.get("mac"),
+        password=validate_password(merged.get("password"), obj),
         autostart=bool(merged["autostart"]), dnsservers=dns,
         lxc_conf=normalize_lxc_conf(merged["lxc_conf"], obj), lxc_conf_unset=unset,
         users=users, ssh_keys=[_no_newline(k, obj, "ssh_keys") for k in merged["ssh_keys"]])
@@ -1140,6 +1152,10 @@ class LxcGuestManager:
         actions.append("guest setup")
         if self.check_mode:
             return
+        # again here: the password may come from the settings file rather than the task
+        validate_password(spec.password, spec.name)
+        for user in spec.users:
+            validate_user(user, spec.name)
         be = self.backend
         for user in spec.users:
             if be.attach(spec.name, ["id", "-u", user], check=False).rc != 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, check_int
 
 try:
     import netaddr
@@ -20,16 +20,21 @@ except ImportError:  # pragma: no cover - the module reports it
     netaddr = None
     HAS_NETADDR = False
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 # "{n}" or "{n:03d}"-style; nothing else may be formatted into a hostname
-_TEMPLATE_FIELD = re.compile(r"\{n(?::0?\d*d)?\}")
+# (the width has at most 2 digits: "{n:0999999999d}" would build a gigabyte string)
+_TEMPLATE_FIELD = re.compile(r"\{n(?::0?[0-9]{0,2}d)?\}")
+#: most entries one range may expand to (refused beyond: the expansion is held in memory)
+MAX_RANGE_COUNT = 65536
+#: largest first ``n`` of a range
+MAX_RANGE_START = 10 ** 9
 
 
 def check_hostname(pool, value):
     """A lower-case RFC 1123 host name (labels a-z0-9-, 253 characters at most)."""
     if not isinstance(value, str) or not value or len(value) > 253 or value.endswith("."):
         raise ValidationError(f"netconf pool '{pool}'", "hostname", value, "not a valid host name")
-    if not all(_LABEL.match(label) for label in value.split(".")):
+    if not all(_LABEL.fullmatch(label) for label in value.split(".")):
         raise ValidationError(f"netconf pool '{pool}'", "hostname", value,
                               "not a valid host name (lower-case letters, digits, '-' per label)")
     return value
@@ -52,13 +57,14 @@ def expand_range(pool, rng):
     """Entries of a range: ``hostname`` (a template with ``{n}``), ``ipv4``/``ipv6`` first
     addresses, ``count``, ``start`` (first n, default 1). The n-th entry gets the first
     addresses plus n - start."""
-    template, count, start = rng.get("hostname"), rng.get("count"), rng.get("start", 1)
+    template, count, start = rng.get("hostname"), rng.get("count"), rng.get("start")
+    start = 1 if start is None else start
     if not isinstance(template, str) or len(_TEMPLATE_FIELD.findall(template)) != 1 or \
             "{" in _TEMPLATE_FIELD.sub("", template) or "}" in _TEMPLATE_FIELD.sub("", template):
         raise ValidationError(f"netconf pool '{pool}'", "ranges.hostname", template,
                               "needs exactly one {n} (or {n:03d}) placeholder")
-    if not isinstance(count, int) or count < 1:
-        raise ValidationError(f"netconf pool '{pool}'", "ranges.count", count, "must be 1 or more")
+    count = check_int(f"netconf pool '{pool}'", "ranges.count", count, 1, MAX_RANGE_COUNT)
+    start = check_int(f"netconf pool '{pool}'", "ranges.start", start, 0, MAX_RANGE_START)
     first = {f: check_ip(pool, f, rng.get(f)) for f in ("ipv4", "ipv6")}
     for field, addr in first.items():
         top = 2 ** (32 if field == "ipv4" else 128) - 1

@@ -23,7 +23,7 @@ import re
 import shutil
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _xl
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError, ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError, ValidationError, bad_char
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import run
 
@@ -45,11 +45,11 @@ SUITES = {
 # Suites that still ship a package named "python" (Python 2); later ones only have python3.
 _PYTHON2_SUITES = frozenset(("stretch", "buster", "xenial", "bionic"))
 
-USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,99}$")
-SUITE_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
-MIRROR_RE = re.compile(r"^(https?|file)://[A-Za-z0-9._~:/@%+-]+$")
-_KEY_RE = re.compile(r"^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\n\r]*)?$")
+USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]{0,99}")
+SUITE_RE = re.compile(r"[a-z][a-z0-9-]{1,30}")
+MIRROR_RE = re.compile(r"(https?|file)://[A-Za-z0-9._~:/@%+-]+")
+_KEY_RE = re.compile(r"(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\n\r]*)?")
 
 
 def suite_for(spec) -> str:
@@ -76,7 +76,7 @@ def map_packages(packages, suite: str) -> list:
     """
     out = []
     for name in packages:
-        if not isinstance(name, str) or not PACKAGE_RE.match(name):
+        if not isinstance(name, str) or not PACKAGE_RE.fullmatch(name):
             raise ValidationError("vm_rootfs", "packages", name, "is not a Debian package name")
         if name == "python" and suite not in _PYTHON2_SUITES:
             name = "python3"
@@ -229,12 +229,26 @@ def render_sudoers(user: str) -> str:
     return _header() + f"{user} ALL=(ALL:ALL) NOPASSWD: ALL\n"
 
 
+def check_user(user) -> str:
+    """The user created in new roots (vm_rootfs ``user``): a POSIX user name."""
+    if not isinstance(user, str) or not USER_RE.fullmatch(user):
+        raise ValidationError("vm_rootfs", "user", user, f"must match {USER_RE.pattern}")
+    return user
+
+
+def check_mirror(url):
+    """The Debian mirror (vm_rootfs ``mirror``): an http(s) or file URL; None stays None."""
+    if url and (not isinstance(url, str) or not MIRROR_RE.fullmatch(url)):
+        raise ValidationError("vm_rootfs", "mirror", url, "must be an http(s) or file URL")
+    return url
+
+
 def render_authorized_keys(keys) -> str:
     """``authorized_keys`` text; every key validated as one OpenSSH public key line."""
     out = []
     for index, key in enumerate(keys):
         key = str(key).strip()
-        if not _KEY_RE.match(key):
+        if not _KEY_RE.fullmatch(key) or bad_char(key) is not None:
             raise ValidationError("vm_rootfs", f"public_keys[{index}]", key[:40],
                                   "is not an OpenSSH public key line")
         out.append(key)

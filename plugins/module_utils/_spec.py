@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, as_text, bad_char, safe_repr
 
 try:
     import netaddr
@@ -25,10 +25,14 @@ except ImportError:  # pragma: no cover - reported by the modules through missin
     netaddr = None
     HAS_NETADDR = False
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-IFACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
-CPUS_RE = re.compile(r"^[a-z0-9,^ -]{1,256}$")
-OPTION_KEY_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+IFACE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
+#: xl.cfg's cpus: "all", "0-3,5,^1", "node:0", "nodes:0-1,^node:1", "socket:0"
+CPUS_RE = re.compile(r"[a-z0-9,^: -]{1,256}")
+#: ``server:/path`` of an NFS root: host name, IPv4 or [IPv6], then an absolute path
+NFSROOT_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])"
+                        r":/[^\s,]*")
+OPTION_KEY_RE = re.compile(r"[a-z_][a-z0-9_]*")
 _MAC_RE = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}")
 #: characters that may not appear inside a quoted xl.cfg string or a kernel command line value
 UNSAFE_CHARS = ('"', "\n", "\r", "\x00", "\\")
@@ -199,7 +203,7 @@ class _Checker:
         raise ValidationError(self.label, fld, value, reason)
 
     def name(self, fld, value):
-        if not isinstance(value, str) or not NAME_RE.match(value):
+        if not isinstance(value, str) or not NAME_RE.fullmatch(value):
             self.fail(fld, value, f"must match {NAME_RE.pattern}")
         return value
 
@@ -230,7 +234,7 @@ class _Checker:
     def boolean(self, fld, value):
         if isinstance(value, bool):
             return value
-        text = str(value).strip().lower()
+        text = as_text(value).strip().lower()
         if text in ("yes", "true", "on", "1"):
             return True
         if text in ("no", "false", "off", "0"):
@@ -249,10 +253,13 @@ class _Checker:
             self.fail(fld, value, "is required")
         if isinstance(value, (dict, list, bool)):
             self.fail(fld, value, "must be a string")
-        value = str(value)
+        value = as_text(value)
         if any(ch in value for ch in UNSAFE_CHARS):
             self.fail(fld, value, "must not contain quotes, backslashes or line breaks")
-        if pattern is not None and not pattern.match(value):
+        ch = bad_char(value)
+        if ch is not None:
+            self.fail(fld, value, f"must not contain control characters (found U+{ord(ch):04X})")
+        if pattern is not None and not pattern.fullmatch(value):
             self.fail(fld, value, f"must match {pattern.pattern}")
         return value
 
@@ -324,7 +331,7 @@ def _merge_options(check: _Checker, default_opts, vm_opts) -> tuple:
         if not isinstance(source, Mapping):
             check.fail(fld, source, "must be a dict of xl.cfg keys to values")
         for key, value in source.items():
-            if not isinstance(key, str) or not OPTION_KEY_RE.match(key):
+            if not isinstance(key, str) or not OPTION_KEY_RE.fullmatch(key):
                 check.fail(fld, key, f"key must match {OPTION_KEY_RE.pattern}")
             merged[key] = _option_value(check, key, value)
     return tuple(sorted(merged.items()))
@@ -379,7 +386,7 @@ def _interfaces(check: _Checker, raw, d: dict) -> tuple:
             bridge=check.text(f"{fld}.bridge", bridge, IFACE_RE),
             vifname=check.text(f"{fld}.vifname", vifname, IFACE_RE),
             script=check.text(f"{fld}.script", iface.get("script") or d.get("network_script"),
-                              re.compile(r"^[A-Za-z0-9_./-]{1,255}$")),
+                              re.compile(r"[A-Za-z0-9_./-]{1,255}")),
             xen_str=check.text(f"{fld}.xen_str", iface.get("xen_str", d.get("xen_str"))),
             ipv6=ipv6,
             ipv6_prefixlen=ipv6_prefix,
@@ -402,7 +409,9 @@ def normalize(vm: Mapping, defaults: Mapping | None = None, host_kernel: str | N
         raise ValidationError("(vm)", "vm", vm, "must be a dict")
     d = normalize_defaults(defaults)
     org, name = vm.get("org"), vm.get("name")
-    label = f"{org}-{name}" if org or name else "(vm)"
+    label = f"{as_text(org)}-{as_text(name)}" if org or name else "(vm)"
+    if bad_char(label) is not None or len(label) > 130:
+        label = safe_repr(label)  # the label starts every error message: keep it one line
     check = _Checker(label)
     check.name("org", org)
     check.name("name", name)
@@ -423,7 +432,7 @@ def normalize(vm: Mapping, defaults: Mapping | None = None, host_kernel: str | N
         # YAML reads 18.04 as a float; keep the digits repr() gives back (18.10 is lost as 18.1).
         version = repr(version)
     os_version = check.text("os.version", None if version is None else str(version),
-                            re.compile(r"^[A-Za-z0-9_.+~-]{1,64}$"), allow_none=not require_os)
+                            re.compile(r"[A-Za-z0-9_.+~-]{1,64}"), allow_none=not require_os)
 
     storage = check.choice("storage_type", pick("storage_type"), STORAGE_TYPES)
     builder = check.choice("builder", pick("builder"), BUILDERS)
@@ -462,7 +471,7 @@ def normalize(vm: Mapping, defaults: Mapping | None = None, host_kernel: str | N
         storage_type=storage,
         disks=check.str_list("disks", disks),
         manual_root_disk=check.boolean("manual_root_disk", pick("manual_root_disk")),
-        filesystem=check.text("filesystem", pick("filesystem"), re.compile(r"^[a-z0-9]{2,16}$")),
+        filesystem=check.text("filesystem", pick("filesystem"), re.compile(r"[a-z0-9]{2,16}")),
         gateway=gateway,
         nameservers=tuple(check.ip(f"nameserver[{i}]", ns, allow_prefix=False)[0]
                           for i, ns in enumerate(_as_list(check, "nameserver", pick("nameserver")))),
@@ -487,9 +496,9 @@ def normalize(vm: Mapping, defaults: Mapping | None = None, host_kernel: str | N
         reinstall=check.boolean("reinstall", vm.get("reinstall", False)),
         nfsroot_base=check.text("nfsroot_base", d.get("nfsroot_base")),
         iscsi_server=check.text("iscsi_server", d.get("iscsi_server"),
-                                re.compile(r"^[A-Za-z0-9_.:\[\]-]{1,255}$")),
+                                re.compile(r"[A-Za-z0-9_.:\[\]-]{1,255}")),
         iscsi_base_wwn=check.text("iscsi_base_wwn", d.get("iscsi_base_wwn"),
-                                  re.compile(r"^[a-z0-9][a-z0-9.:-]{0,200}$")),
+                                  re.compile(r"[a-z0-9][a-z0-9.:-]{0,200}")),
         iscsi_lun=check.int_range("iscsi_lun", pick("iscsi_lun"), 0, 16383),
         netmask_prefix=check.int_range("netmask_prefix", d.get("netmask_prefix"), 1, 128),
         state=None if vm.get("state") is None else check.choice("state", vm.get("state"), STATES),
@@ -522,6 +531,12 @@ def _check_root(check: _Checker, spec: VmSpec) -> None:
     if spec.storage_type == "nfs" and spec.builder == "generic" and not spec.cmdline:
         if not spec.nfsroot_base:
             check.fail("nfsroot_base", None, "required for storage_type nfs (xen_vman_nfsroot_base)")
+        if not NFSROOT_RE.fullmatch(spec.nfsroot_base):
+            # without a server the kernel gets nfsroot=/path and mounts from whatever server
+            # DHCP names (or none): refuse instead of rendering it
+            check.fail("nfsroot_base", spec.nfsroot_base,
+                       "must be <server>:/<path> (a host name, an IPv4 address or [IPv6] "
+                       "before the ':', an absolute path without spaces after it)")
         if not spec.primary_ip:
             check.fail("interfaces", [], "an NFS root needs connection_ip or an interface ip")
 

@@ -20,7 +20,7 @@ import shutil
 import struct
 import tempfile
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import StateError, ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import StateError, ValidationError, check_line
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Runner, fmt_flag, fmt_opt
 
@@ -35,8 +35,8 @@ DEFAULT_KEY_TYPES = ("rsa", "ecdsa", "ed25519")
 DSA_WARNING = ("DSA host keys were asked for: OpenSSH disabled DSA at run time in 7.0 and "
                "removed it in 10.0, so most clients will neither offer nor accept this key")
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
-                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+_HOSTNAME = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
 
 
 def _ssh_keygen(path=None):
@@ -55,7 +55,7 @@ def _ssh_keygen(path=None):
 
 def validate_hostname(hostname: str, obj: str = "ssh_host_keys") -> str:
     """Return ``hostname`` when it is a DNS name (RFC 1123 labels); raise ValidationError."""
-    if not isinstance(hostname, str) or not _HOSTNAME.match(hostname):
+    if not isinstance(hostname, str) or not _HOSTNAME.fullmatch(hostname):
         raise ValidationError(obj, "hostname", hostname, "not a valid DNS host name")
     return hostname
 
@@ -202,7 +202,9 @@ class HostKeys:
                                       f"must be one of {', '.join(KEY_TYPES)}")
         self.key_types = list(dict.fromkeys(key_types))
         self.dest = dest
-        self.comment = comment or f"root@{hostname}"
+        # the comment ends the .pub line and reaches ssh-keygen -C: one line, no controls
+        self.comment = check_line("ssh_host_keys", "comment", comment, max_len=1024,
+                                  allow_none=True) or f"root@{hostname}"
         self.bits = {"rsa": rsa_bits, "ecdsa": ecdsa_bits, "dsa": 1024, "ed25519": None}
         self.keygen = ssh_keygen or _ssh_keygen()
 

@@ -37,8 +37,8 @@ ISCSI_LOGOUT_OK = (21,)
 DESTROY_WAIT = 30
 
 # Paths go into unit files and argv verbatim: no spaces, no "%" specifiers, no quotes.
-_PATH_RE = re.compile(r"^/[A-Za-z0-9._+/-]*$")
-_ENV_VALUE_RE = re.compile(r"^[A-Za-z0-9._:/@,+=-]+$")
+_PATH_RE = re.compile(r"/[A-Za-z0-9._+/-]*")
+_ENV_VALUE_RE = re.compile(r"[A-Za-z0-9._:/@,+=-]+")
 
 DEFAULTS = {
     "config_path": "/etc/xen/vms",
@@ -65,7 +65,7 @@ def vm_unit(full_name: str) -> str:
 
 def check_path(field: str, value) -> str:
     """Return ``value`` when it is an absolute path safe to put into a unit file."""
-    if not isinstance(value, str) or not _PATH_RE.match(value) or "//" in value:
+    if not isinstance(value, str) or not _PATH_RE.fullmatch(value) or "//" in value:
         raise ValidationError("xen_units", field, value,
                               "must be an absolute path of letters, digits and . _ + / -")
     return value.rstrip("/") or "/"
@@ -305,7 +305,7 @@ esac
 
 
 def _env_value(field, value):
-    if not isinstance(value, str) or not _ENV_VALUE_RE.match(value):
+    if not isinstance(value, str) or not _ENV_VALUE_RE.fullmatch(value):
         raise ValidationError("xen_units", field, value,
                               "must be letters, digits and . _ : / @ , + = - only")
     return value

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, check_int
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_vm
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import requests as rq
 
 #: a request name becomes part of VM names (``<name>-<n>``) and of host names
 NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?")
 ALLOCATOR_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@/-]{0,127}")
+#: the hypervisor is an inventory host name (and becomes an inventory group)
+HYPERVISOR_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
+#: a flavor names a pool size class (recorded on the devices in the inventory)
+FLAVOR_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+MAX_COUNT = 64
 BACKENDS = ("lxc", "xen", "libvirt")
 DEFAULT_WHO = "ansible"
 
@@ -31,8 +36,18 @@ def validate_request(name, allocator=None, params=None):
     params = params or {}
     if params.get("backend") is not None and params["backend"] not in BACKENDS:
         raise ValidationError(obj, "backend", params["backend"], f"must be one of {', '.join(BACKENDS)}")
-    if params.get("count") is not None and not 1 <= int(params["count"]) <= 64:
-        raise ValidationError(obj, "count", params["count"], "must be between 1 and 64")
+    if params.get("count") is not None:
+        check_int(obj, "count", params["count"], 1, MAX_COUNT)
+    if params.get("hypervisor") is not None and (
+            not isinstance(params["hypervisor"], str)
+            or not HYPERVISOR_RE.fullmatch(params["hypervisor"])):
+        raise ValidationError(obj, "hypervisor", params["hypervisor"],
+                              "must be a host name: 1-253 letters, digits or _ . - "
+                              "(starting with a letter or digit)")
+    if params.get("flavor") is not None and (
+            not isinstance(params["flavor"], str) or not FLAVOR_RE.fullmatch(params["flavor"])):
+        raise ValidationError(obj, "flavor", params["flavor"],
+                              "must be 1-63 letters, digits or _ . - (starting with a letter or digit)")
     if params.get("spec") is not None and not isinstance(params["spec"], dict):
         raise ValidationError(obj, "spec", params["spec"], "must be a dictionary")
 

@@ -14,11 +14,11 @@ import re
 import secrets
 import string
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import StateError, ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import StateError, ValidationError, as_text
 
 ALPHABET = string.ascii_letters + string.digits
 MIN_LENGTH = 12
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
 def generate(length=24, choice=secrets.choice) -> str:
@@ -30,7 +30,7 @@ def generate(length=24, choice=secrets.choice) -> str:
 
 def check_name(vm, name):
     """A secret name: lower-case letters, digits and ``_`` (``root``, ``mysql_root``)."""
-    if name is not None and not _NAME.match(str(name)):
+    if name is not None and not _NAME.fullmatch(as_text(name)):
         raise ValidationError(f"VM '{vm}'", "name", name, "must match " + _NAME.pattern)
     return name
 

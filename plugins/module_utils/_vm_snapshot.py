@@ -11,7 +11,7 @@ they run the same under Ansible and under pytest (against ``test:///default``).
 from __future__ import annotations
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _libvirt as lv
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, check_line
 
 SNAPSHOT_STATES = ("present", "reverted", "absent")
 
@@ -54,6 +54,7 @@ def ensure(conn, params: dict, check_mode: bool = False) -> dict:
                               f"must be one of {', '.join(SNAPSHOT_STATES)}")
     dom = lv.get_domain(conn, params["domain"])
     name = lv.validate_snapshot_name(params["domain"], params["name"])
+    check_line(name, "description", params.get("description"), max_len=4096, allow_none=True)
     before = _summary(dom)
     existing = lv.find_snapshot(dom, name)
     result = {"changed": False, "snapshot": None, "power_state": lv.domain_state(dom)}

@@ -186,7 +186,7 @@ def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mn
     return out
 
 
-_XL_WORD = re.compile(r"^[A-Za-z0-9_.:/+-]{1,255}$")
+_XL_WORD = re.compile(r"[A-Za-z0-9_.:/+-]{1,255}")
 
 
 def xl_conf_lines(role_vars: Mapping) -> list:
@@ -197,7 +197,7 @@ def xl_conf_lines(role_vars: Mapping) -> list:
         value = role_vars.get(f"{PREFIX}default_network_{key}")
         if value in (None, ""):
             continue
-        if not isinstance(value, str) or not _XL_WORD.match(value):
+        if not isinstance(value, str) or not _XL_WORD.fullmatch(value):
             raise ValidationError("xen_vman", f"{PREFIX}default_network_{key}", value,
                                   f"must match {_XL_WORD.pattern}")
         out.append({"regexp": rf"^#?\s*{re.escape(setting)}\s*=", "line": f'{setting}="{value}"',

@@ -92,7 +92,11 @@ options:
         description: MAC address; generated as C(00:16:3e:xx:xx:xx) (and kept) when not given.
         type: str
       password:
-        description: Password of O(users); generated (and kept) when not given.
+        description:
+          - Password of O(users); generated (and kept) when not given.
+          - At most 512 characters and no control characters (no line break, tab or NUL), since
+            it is fed to C(chpasswd) one C(user:password) line per user; the error names the
+            field, never the value.
         type: str
       autostart:
         description: Start with the host (C(lxc.start.auto)) (default O(autostart)).

@@ -73,7 +73,9 @@ options:
     elements: dict
     suboptions:
       hostname:
-        description: Host name template with one C({n}) or zero-padded C({n:03d}) placeholder.
+        description:
+          - Host name template with one C({n}) or zero-padded C({n:03d}) placeholder (a width
+            of at most 2 digits).
         type: str
         required: true
       ipv4:
@@ -83,11 +85,11 @@ options:
         description: IPv6 address of the first entry.
         type: str
       count:
-        description: Number of entries.
+        description: Number of entries, 1 to 65536 (larger ranges are refused; split them).
         type: int
         required: true
       start:
-        description: First value of C(n).
+        description: First value of C(n), 0 to 1000000000.
         type: int
         default: 1
   vm:

@@ -100,7 +100,10 @@ options:
     type: bool
     default: false
   comment:
-    description: Comment of new keys. Defaults to C(root@<hostname>).
+    description:
+      - Comment of new keys. Defaults to C(root@<hostname>).
+      - One line of at most 1024 characters without control characters (no line break, tab
+        or NUL).
     type: str
   sshfp_sha1:
     description: Also compute SHA-1 (type 1) SSHFP records; SHA-256 (type 2) ones always are.

@@ -57,10 +57,15 @@ options:
     type: str
     choices: [lxc, xen, libvirt]
   hypervisor:
-    description: The hypervisor host the VMs run on (recorded; used as inventory group).
+    description:
+      - The hypervisor host the VMs run on (recorded; used as inventory group).
+      - An inventory host name, 1 to 253 letters, digits, C(_), C(.) or C(-), starting with a
+        letter or digit.
     type: str
   flavor:
-    description: Flavor name recorded on the request and on its devices in the inventory.
+    description:
+      - Flavor name recorded on the request and on its devices in the inventory.
+      - 1 to 63 letters, digits, C(_), C(.) or C(-), starting with a letter or digit.
     type: str
   spec:
     description:

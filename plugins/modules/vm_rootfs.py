@@ -191,7 +191,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json, hide_vm_secrets, require
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_diff
 from ansible_collections.vman.lifecycle.plugins.module_utils import _rootfs, _spec
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
 from ansible_collections.vman.lifecycle.plugins.module_utils._units import find_binary
 
 
@@ -220,11 +219,8 @@ def main():
     hide_vm_secrets(module)
     p = module.params
     with errors_to_fail_json(module):
-        user = p["user"]
-        if not _rootfs.USER_RE.match(user):
-            raise ValidationError("vm_rootfs", "user", user, f"must match {_rootfs.USER_RE.pattern}")
-        if p["mirror"] and not _rootfs.MIRROR_RE.match(p["mirror"]):
-            raise ValidationError("vm_rootfs", "mirror", p["mirror"], "must be an http(s) or file URL")
+        user = _rootfs.check_user(p["user"])
+        _rootfs.check_mirror(p["mirror"])
         keys_text = _rootfs.render_authorized_keys(p["public_keys"])
         vms, root_paths = _rootfs.split_root_paths(p["vms"])
         specs = _spec.normalize_all(vms, p["defaults"])

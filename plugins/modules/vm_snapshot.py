@@ -47,7 +47,9 @@ options:
     choices: [present, reverted, absent]
     default: present
   description:
-    description: Free text stored with a new snapshot.
+    description:
+      - Free text stored with a new snapshot.
+      - At most 4096 characters without control characters (no line break, tab or NUL).
     type: str
   kind:
     description:

@@ -130,6 +130,11 @@ def test_description_lands_in_the_header_and_is_one_line():
         DEFAULTS))
 
 
+@pytest.mark.parametrize("cpus", ["all", "0-3,5,^1", "node:0", "nodes:0-1,^node:1", "socket:0"])
+def test_cpu_str_takes_xls_cpus_syntax(cpus):
+    assert cfg(cpu_str=cpus)["cpus"] == cpus
+
+
 def test_hvm_with_spice():
     out = cfg(builder="hvm", spice=True, spicehost="127.0.0.1", spiceport=5901, spicepasswd="pw",
               share_clipboard=False, spicevdagent=False, max_usb_redirections=2, mouse=False)
