@@ -24,7 +24,8 @@ ROLE_VARS = {
 
 def vm(name, **over):
     out = {"org": "t", "name": name, "os": {"type": "debian", "version": "12"},
-           "interfaces": [{"ip": f"10.200.0.{len(name) + 10}"}]}
+           # one address per name: two VMs of a host may not share one
+           "interfaces": [{"ip": f"10.200.{len(name)}.{sum(map(ord, name)) % 250 + 2}"}]}
     out.update(over)
     return out
 
