@@ -63,6 +63,7 @@ def canonical_status(status):
         return STATUS_ALIASES.get(status, status)
     return status
 
+
 USER = "user"
 ADMIN = "admin"
 ACTORS = (USER, ADMIN)

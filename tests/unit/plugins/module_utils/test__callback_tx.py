@@ -107,7 +107,7 @@ def test_concurrent_issues_leave_exactly_one_valid_token(url, clock, store, vm, 
         finally:
             own.close()
 
-    threads = [threading.Thread(target=issue) for _ in range(issuers)]
+    threads = [threading.Thread(target=issue) for dummy in range(issuers)]
     for t in threads:
         t.start()
     for t in threads:

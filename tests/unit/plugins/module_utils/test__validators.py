@@ -90,7 +90,7 @@ CASES = [
     ("xen_vman.xl_word", lambda v: _xen_vman.xl_conf_lines(
         {"xen_vman_default_network_script": v}), "vif-bridge",
      "xen_vman_default_network_script"),
-    ("guest_provision.revision", lambda v: _guest_provision.revision(v), "r1", "revision_id"),
+    ("guest_provision.revision", _guest_provision.revision, "r1", "revision_id"),
     ("guest_provision.project", lambda v: _guest_provision.init_snapshot_name(v, "r1"), "proj",
      "project_id"),
     ("rootfs.package", lambda v: _rootfs.map_packages([v], "bookworm"), "openssh-server",
