@@ -32,10 +32,10 @@ def target_iqn(base_wwn: str, org: str, name: str) -> str:
 
 
 def portal(server: str, port: int = ISCSI_PORT) -> str:
-    """``server:port``; IPv6 literals are bracketed as udev names them."""
-    if ":" in server and not server.startswith("["):
-        server = f"[{server}]"
-    return f"{server}:{port}"
+    """``host:port``; IPv6 literals are bracketed as udev names them, a port already in
+    ``server`` (``10.0.0.3:3261``) is kept."""
+    host, port = _spec.split_portal(server, port)
+    return f"{host}:{port}"
 
 
 def by_path(server: str, base_wwn: str, org: str, name: str, lun: int = 0) -> str:

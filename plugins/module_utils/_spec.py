@@ -525,6 +525,11 @@ def _check_root(check: _Checker, spec: VmSpec) -> None:
     if spec.storage_type == "iscsi":
         if not spec.iscsi_server:
             check.fail("iscsi_server", None, "required for storage_type iscsi (xen_vman_iscsi_server)")
+        try:
+            split_portal(spec.iscsi_server)
+        except ValueError:
+            check.fail("iscsi_server", spec.iscsi_server,
+                       "must be a host, host:port, an IPv6 address, [IPv6] or [IPv6]:port")
         if not spec.iscsi_base_wwn:
             check.fail("iscsi_base_wwn", None,
                        "required for storage_type iscsi (xen_vman_iscsi_base_wwn)")
@@ -557,6 +562,29 @@ def normalize_all(vms, defaults: Mapping | None = None, host_kernel: str | None 
         specs.append(spec)
     _refuse_shared_addresses(specs)
     return specs
+
+
+def split_portal(server: str, port: int = 3260) -> tuple:
+    """``(host, port)`` of an iSCSI server given as ``host``, ``host:port``, an IPv6 literal,
+    ``[v6]`` or ``[v6]:port`` (the original xen_vman role takes ``host:port``, since it writes
+    the server verbatim into the by-path name). IPv6 hosts come back bracketed."""
+    text = str(server)
+    if text.startswith("["):
+        host, _sep, rest = text.partition("]")
+        host += "]"
+        if rest.startswith(":") and rest[1:].isdigit():
+            port = int(rest[1:])
+        elif rest:
+            raise ValueError(f"bad iSCSI portal {text!r}")
+        return host, port
+    if text.count(":") == 1:
+        host, _sep, given = text.partition(":")
+        if not given.isdigit() or not 0 < int(given) < 65536 or not host:
+            raise ValueError(f"bad iSCSI portal {text!r}")
+        return host, int(given)
+    if ":" in text:
+        return f"[{text}]", port
+    return text, port
 
 
 def _description(check, value):

@@ -22,6 +22,17 @@ DEV = f"/dev/disk/by-path/ip-10.200.0.1:3260-iscsi-{IQN}-lun-0"
 def test_naming():
     assert _iscsi.target_iqn(WWN, "stuvus", "web01") == IQN
     assert _iscsi.portal("fe80::1") == "[fe80::1]:3260"
+    # the original xen_vman takes host:port (it writes the server verbatim into by-path names)
+    assert _iscsi.portal("10.200.0.1:3261") == "10.200.0.1:3261"
+    assert _iscsi.portal("10.200.0.1:3260") == "10.200.0.1:3260"
+    assert _iscsi.portal("[fe80::1]:3262") == "[fe80::1]:3262"
+    assert _iscsi.portal("[fe80::1]") == "[fe80::1]:3260"
+    assert _iscsi.portal("san.example") == "san.example:3260"
+    assert _iscsi.by_path("10.200.0.1:3260", "iqn.2026-01.x", "o", "n").startswith(
+        "/dev/disk/by-path/ip-10.200.0.1:3260-iscsi-iqn.2026-01.x:o-n-lun-0")
+    for bad in ("10.200.0.1:", "10.200.0.1:99999", ":3260", "[fe80::1]x"):
+        with pytest.raises(ValueError):
+            _iscsi.portal(bad)
     assert _iscsi.by_path("10.200.0.1", WWN, "stuvus", "web01") == DEV
     assert _iscsi.by_path_for_portal("10.200.0.1:3260", IQN, 1).endswith("-lun-1")
 

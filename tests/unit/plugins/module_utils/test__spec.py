@@ -113,6 +113,16 @@ def test_two_vms_of_one_host_may_not_share_a_mac_or_an_ip():
     assert len(_spec.normalize_all([one, own], DEFAULTS)) == 2
 
 
+def test_iscsi_server_as_host_port_like_the_original():
+    defaults = dict(DEFAULTS, iscsi_server="10.0.0.3:3261", iscsi_base_wwn="iqn.2024-01.org.example")
+    spec = _spec.normalize(vm(storage_type="iscsi"), defaults)
+    assert spec.iscsi_server == "10.0.0.3:3261"
+    for bad in ("10.0.0.3:", "10.0.0.3:0", "10.0.0.3:70000", "[fe80::1]junk"):
+        with pytest.raises(ValidationError) as err:
+            _spec.normalize(vm(storage_type="iscsi"), dict(defaults, iscsi_server=bad))
+        assert err.value.field == "iscsi_server" and err.value.value == bad
+
+
 def test_connection_ip_wins_for_primary():
     spec = _spec.normalize(vm(connection_ip="192.168.1.5/24"), DEFAULTS)
     assert spec.primary_ip == "192.168.1.5" and spec.primary_prefixlen == 24

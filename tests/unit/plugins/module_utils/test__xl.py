@@ -63,6 +63,11 @@ def test_nfs_ipv6_address():
     assert "ip=[2001:db8::15]::[2001:db8::1]:64:web01:eth0:none" in out["cmdline"]
 
 
+def test_iscsi_server_with_port_reaches_the_by_path_disk_unchanged():
+    out = cfg(defaults=dict(DEFAULTS, iscsi_server="10.0.0.3:3261"), storage_type="iscsi")
+    assert "target=/dev/disk/by-path/ip-10.0.0.3:3261-iscsi-iqn.2024-01.org.example:stuvus-web01-lun-0" in out["disk"][0]
+
+
 def test_iscsi_root_disk_and_cmdline():
     out = cfg(storage_type="iscsi", filesystem="xfs", disks=["phy:/dev/vg/data,xvdb,w"])
     assert out["disk"] == [
