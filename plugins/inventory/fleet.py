@@ -54,7 +54,14 @@ options:
       - C(postgresql://user@host/dbname) (libpq URL syntax) is a PostgreSQL database; it needs
         the Python package C(psycopg) 3.x on the controller.
       - Without this option and without E(VMAN_STORE), C(~/.local/state/vman/lifecycle.db).
-      - The schema is created or upgraded on first use, as the store modules do.
+      - The inventory opens the store read-only and never writes to it, so it never waits
+        for a module that holds the store's write lock, nor makes one wait. A SQLite file is
+        opened with C(mode=ro) (it must exist; it is never created nor changed); a PostgreSQL
+        session is read-only.
+      - So the inventory does not create nor upgrade the schema. A store whose schema is older
+        than the collection's (or a missing SQLite file) fails the inventory with an error that
+        says so; running any store module of the collection against it once migrates it, for
+        example C(ansible localhost -m vman.lifecycle.vm_status_info -a store=<URL>).
     type: str
     env:
       - name: VMAN_STORE
@@ -243,7 +250,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _read_store(self):
         try:
-            with open_store(self.get_option("store")) as store:
+            with open_store(self.get_option("store"), read_only=True) as store:
                 index, by_allocator = store.request_devices_index()
                 return {"hosts": host_entries(store.list_vms(), store.netconfs(in_use=True), index),
                         "groups": redeploy_groups(by_allocator)}

@@ -40,14 +40,30 @@ class Store(RequestsMixin):
     #: appended to a claim's SELECT so concurrent claimers pass each other by
     skip_locked_clause = ""
 
-    def __init__(self, clock=time.time):
+    def __init__(self, clock=time.time, read_only=False):
         self.clock = clock
+        #: opened read-only (:func:`open_store` ``read_only``): every write transaction is refused
+        self.read_only = bool(read_only)
 
     # ---- backend hooks -----------------------------------------------------------------
     def _tx(self, write=False):
         """A context manager yielding a :class:`_Q` inside one transaction (``BEGIN IMMEDIATE``
         or row locks when ``write``); commits on success, rolls back on any error."""
         raise NotImplementedError
+
+    def _has_table(self, q, table):
+        """Whether ``table`` exists (read-only: never creates it)."""
+        raise NotImplementedError
+
+    def _refuse_write(self, write):
+        """Raise StoreError for a write transaction on a read-only store."""
+        if write and self.read_only:
+            raise StoreError(f"the store {self.describe()} is open read-only: nothing can be "
+                             f"written through it")
+
+    def describe(self):
+        """The store for messages (no password)."""
+        return self.dialect
 
     def _lock_schema(self, q):
         """Serialise concurrent migrations (PostgreSQL takes an advisory lock)."""
@@ -80,6 +96,27 @@ class Store(RequestsMixin):
                       (version, self.clock()))
                 applied.append(version)
             return applied
+
+    def check_schema(self):
+        """Read-only check that the schema holds every migration this code knows; StoreError
+        naming the missing versions and how to migrate otherwise. Returns the versions
+        recorded. A newer schema (migrations this code does not know) is accepted: migrations
+        only add tables and columns."""
+        with self._tx() as q:
+            done = set()
+            if self._has_table(q, "schema_version"):
+                done = {int(r["version"]) for r in q.all("SELECT version FROM schema_version")}
+        missing = sorted(v for v, dummy, dummy2 in schema.MIGRATIONS if v not in done)
+        if missing:
+            have = max(done) if done else 0
+            raise StoreError(
+                f"the store {self.describe()} has schema version {have}, this collection needs "
+                f"{schema.LATEST} (missing migration{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(map(str, missing))}); it is opened read-only here, so it is not "
+                f"migrated. Run any vman.lifecycle store module against it once to migrate it, "
+                f"for example: ansible localhost -m vman.lifecycle.vm_status_info "
+                f"-a store=<the store URL>")
+        return done
 
     def schema_version(self):
         """The highest migration recorded."""
