@@ -281,6 +281,53 @@ class Store(RequestsMixin):
             self._apply(q, plan, now, who or owner, why or f"claimed by {owner}")
             return self._get(q, vm["name"])
 
+    def claim_many(self, claims, actor=lc.USER, who=None, why=None, check=False):
+        """Hand preallocated VMs to owners, all in one transaction: ``claims`` is a list of
+        ``(flavor, owner)``; returns the VMs claimed in that order, each with its
+        ``netconfs`` (by kind) and ``before`` (its status and owner before the claim).
+
+        All or nothing: when a flavor has fewer preallocated VMs than the claims ask for,
+        nothing is claimed and StateError says, per flavor short, how many were wanted and how
+        many are available. Concurrent claimers never receive the same VM (PostgreSQL skips
+        the rows another claimer holds; SQLite's BEGIN IMMEDIATE serialises writers).
+        """
+        wanted = {}
+        for flavor, dummy in claims:
+            wanted[flavor] = wanted.get(flavor, 0) + 1
+        with self._tx(write=not check) as q:
+            free = {}
+            for flavor, n in wanted.items():
+                free[flavor] = [r["name"] for r in q.all(
+                    f"SELECT name FROM vms WHERE status = ? AND flavor = ? ORDER BY id LIMIT ?"
+                    f"{'' if check else self.skip_locked_clause}", (lc.PREALLOCATED, flavor, n))]
+            short = {f: (n, len(free[f])) for f, n in wanted.items() if len(free[f]) < n}
+            if short:
+                raise StateError(
+                    "not enough preallocated VMs for the batch of {} claim{}, nothing was claimed: "
+                    "{}; fill the pool (vman.lifecycle.vm_pool state=present) first".format(
+                        len(claims), "" if len(claims) == 1 else "s", ", ".join(
+                            f"flavor '{f}' wanted {n}, available {have}"
+                            for f, (n, have) in sorted(short.items()))))
+            now = self.clock()
+            taken, out = {f: iter(names) for f, names in free.items()}, []
+            for flavor, owner in claims:
+                vm = self._get(q, next(taken[flavor]))
+                before = {"status": vm["status"], "owner": vm["owner"]}
+                plan = lc.plan_transition(vm["name"], vm["status"], lc.READY, actor,
+                                          admin_suspended=vm["admin_suspended"])
+                if check:
+                    vm = dict(vm, status=lc.READY, owner=owner)
+                else:
+                    q.run("UPDATE vms SET owner = ? WHERE name = ?", (owner, vm["name"]))
+                    self._apply(q, plan, now, who or owner, why or f"claimed by {owner}")
+                    vm = self._get(q, vm["name"])
+                vm["netconfs"] = {r["kind"]: dict(r) for r in q.all(
+                    "SELECT pool, kind, hostname, ipv4, ipv6, in_use_by FROM netconfs "
+                    "WHERE in_use_by = ? ORDER BY id", (vm["name"],))}
+                vm["before"] = before
+                out.append(vm)
+            return out
+
     def events(self, name, limit=None):
         """The VM's events, oldest first (the last ``limit`` when given)."""
         with self._tx() as q:
