@@ -56,12 +56,12 @@ options:
       - Without this option and without E(VMAN_STORE), C(~/.local/state/vman/lifecycle.db).
       - The inventory opens the store read-only and never writes to it, so it never waits
         for a module that holds the store's write lock, nor makes one wait. A SQLite file is
-        opened with C(mode=ro) (it must exist; it is never created nor changed); a PostgreSQL
-        session is read-only.
+        opened with C(mode=ro) (never created nor changed; a SQLite file that does not exist
+        yet is an empty fleet, no host); a PostgreSQL session is read-only.
       - So the inventory does not create nor upgrade the schema. A store whose schema is older
-        than the collection's (or a missing SQLite file) fails the inventory with an error that
-        says so; running any store module of the collection against it once migrates it, for
-        example C(ansible localhost -m vman.lifecycle.vm_status_info -a store=<URL>).
+        than the collection's fails the inventory with an error that says so; running any
+        store module of the collection against it once migrates it, for example
+        C(ansible localhost -m vman.lifecycle.vm_status_info -a store=<URL>).
     type: str
     env:
       - name: VMAN_STORE
@@ -169,7 +169,7 @@ from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_entries, redeploy_groups
 from ansible_collections.vman.lifecycle.plugins.module_utils._power import ask_all, merge_power, parse_live_config, plan
-from ansible_collections.vman.lifecycle.plugins.module_utils._store import open_store
+from ansible_collections.vman.lifecycle.plugins.module_utils._store import StoreMissing, open_store
 
 SUFFIXES = ("fleet.yml", "fleet.yaml")
 
@@ -254,6 +254,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 index, by_allocator = store.request_devices_index()
                 return {"hosts": host_entries(store.list_vms(), store.netconfs(in_use=True), index),
                         "groups": redeploy_groups(by_allocator)}
+        except StoreMissing:
+            # a SQLite store not created yet holds no VM (the first run of preallocate.yml)
+            return {"hosts": [], "groups": {}}
         except VmanError as exc:
             raise AnsibleParserError(f"vman.lifecycle.fleet: {exc}") from None
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
-from ansible_collections.vman.lifecycle.plugins.module_utils._store.base import Store, StoreError
+from ansible_collections.vman.lifecycle.plugins.module_utils._store.base import Store, StoreError, StoreMissing
 
-__all__ = ["Store", "StoreError", "open_store", "resolve_url", "STORE_ARGUMENT_SPEC",
+__all__ = ["Store", "StoreError", "StoreMissing", "open_store", "resolve_url", "STORE_ARGUMENT_SPEC",
            "DEFAULT_PATH", "ENV_VAR"]
 
 ENV_VAR = "VMAN_STORE"
@@ -56,7 +56,8 @@ def open_store(url=None, migrate=True, read_only=False, **kwargs):
     SQLite file is opened with ``mode=ro`` (never created, never locked for writing, so a
     concurrent writer is never blocked and the file is never changed), a PostgreSQL session
     is read-only, and every write method raises StoreError. A store whose schema is older than
-    this collection's (or missing) raises StoreError telling how to migrate it: run any
+    this collection's (or missing) raises StoreError telling how to migrate it (StoreMissing
+    for a SQLite file that does not exist): run any
     vman.lifecycle store module against it once, e.g.
     ``ansible localhost -m vman.lifecycle.vm_status_info -a store=URL``.
     """

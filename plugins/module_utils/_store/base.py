@@ -31,6 +31,10 @@ class StoreError(VmanError):
     """The database failed (connection, lock timeout, constraint we did not foresee)."""
 
 
+class StoreMissing(StoreError):
+    """A read-only open found no store at all (a SQLite file never created)."""
+
+
 class Store(RequestsMixin):
     """Base class of the SQLite and PostgreSQL stores (start requests: :class:`RequestsMixin`)."""
 

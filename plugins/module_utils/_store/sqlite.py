@@ -21,7 +21,7 @@ import sqlite3
 import urllib.parse
 from contextlib import contextmanager
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._store.base import Store, StoreError, _Q
+from ansible_collections.vman.lifecycle.plugins.module_utils._store.base import Store, StoreError, StoreMissing, _Q
 
 BUSY_TIMEOUT_S = 60
 
@@ -63,7 +63,7 @@ class SqliteStore(Store):
 
     def _open_read_only(self, path):
         if not os.path.isfile(path):
-            raise StoreError(f"the SQLite store {path} does not exist; it is opened read-only "
+            raise StoreMissing(f"the SQLite store {path} does not exist; it is opened read-only "
                              f"here, so it is not created. Run any vman.lifecycle store module "
                              f"against it once to create it, for example: ansible localhost -m "
                              f"vman.lifecycle.vm_status_info -a store=sqlite://{path}")

@@ -454,7 +454,8 @@ def test_read_only_refuses_an_old_schema_and_names_the_fix(url):
 
 def test_read_only_sqlite_missing_or_empty_file(tmp_path):
     path = tmp_path / "nope" / "lc.db"
-    with pytest.raises(StoreError, match=r"does not exist; .*not created.*vm_status_info"):
+    from ansible_collections.vman.lifecycle.plugins.module_utils._store import StoreMissing
+    with pytest.raises(StoreMissing, match=r"does not exist; .*not created.*vm_status_info"):
         open_store(f"sqlite://{path}", read_only=True)
     assert not path.parent.exists()
     empty = tmp_path / "empty.db"
