@@ -54,7 +54,14 @@ options:
       - C(postgresql://user@host/dbname) (libpq URL syntax) is a PostgreSQL database; it needs
         the Python package C(psycopg) 3.x on the controller.
       - Without this option and without E(VMAN_STORE), C(~/.local/state/vman/lifecycle.db).
-      - The schema is created or upgraded on first use, as the store modules do.
+      - The inventory opens the store read-only and never writes to it, so it never waits
+        for a module that holds the store's write lock, nor makes one wait. A SQLite file is
+        opened with C(mode=ro) (never created nor changed; a SQLite file that does not exist
+        yet is an empty fleet, no host); a PostgreSQL session is read-only.
+      - So the inventory does not create nor upgrade the schema. A store whose schema is older
+        than the collection's fails the inventory with an error that says so; running any
+        store module of the collection against it once migrates it, for example
+        C(ansible localhost -m vman.lifecycle.vm_status_info -a store=<URL>).
     type: str
     env:
       - name: VMAN_STORE
@@ -162,7 +169,7 @@ from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_entries, redeploy_groups
 from ansible_collections.vman.lifecycle.plugins.module_utils._power import ask_all, merge_power, parse_live_config, plan
-from ansible_collections.vman.lifecycle.plugins.module_utils._store import open_store
+from ansible_collections.vman.lifecycle.plugins.module_utils._store import StoreMissing, open_store
 
 SUFFIXES = ("fleet.yml", "fleet.yaml")
 
@@ -243,10 +250,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _read_store(self):
         try:
-            with open_store(self.get_option("store")) as store:
+            with open_store(self.get_option("store"), read_only=True) as store:
                 index, by_allocator = store.request_devices_index()
                 return {"hosts": host_entries(store.list_vms(), store.netconfs(in_use=True), index),
                         "groups": redeploy_groups(by_allocator)}
+        except StoreMissing:
+            # a SQLite store not created yet holds no VM (the first run of preallocate.yml)
+            return {"hosts": [], "groups": {}}
         except VmanError as exc:
             raise AnsibleParserError(f"vman.lifecycle.fleet: {exc}") from None
 

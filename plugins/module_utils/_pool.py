@@ -101,3 +101,39 @@ def claim(store, flavor, owner, actor=lc.USER, who=None, check=False):
     # the fleet inventory's name of the VM, so a playbook can target it right after the claim
     vm["host"] = host_name(vm)
     return {"changed": True, "vm": redact_vm(vm)}, []
+
+
+def _claim_diff(vms):
+    """Diff of claims: per VM name its status and owner, before and after (no spec, so no
+    secret can show)."""
+    return {"before": {vm["name"]: vm["before"] for vm in vms},
+            "after": {vm["name"]: {"status": vm["status"], "owner": vm["owner"]} for vm in vms}}
+
+
+def claim_batch(store, claims, flavor=None, actor=lc.USER, who=None, check=False):
+    """vm_pool state=claimed with ``claims``: hand one preallocated VM to the owner of every
+    item ({owner, flavor}; ``flavor`` is the default flavor), all in one store transaction.
+
+    All or nothing: when a flavor is short, nothing is claimed and the error says how many
+    VMs were wanted and are available per flavor. Returns ``vms`` in the order of ``claims``.
+    """
+    pairs = []
+    for idx, item in enumerate(claims or ()):
+        owner, item_flavor = item.get("owner"), item.get("flavor") or flavor
+        if not owner:
+            raise ValidationError(f"vm_pool claims[{idx}]", "owner", owner, "every claim needs an owner")
+        if not item_flavor:
+            raise ValidationError(f"vm_pool claims[{idx}]", "flavor", item_flavor,
+                                  "every claim needs a flavor (its own or the flavor option)")
+        pairs.append((item_flavor, owner))
+    if not pairs:
+        return {"changed": False, "vms": [], "diff": {"before": {}, "after": {}}}, []
+    vms = store.claim_many(pairs, actor=actor, who=who, check=check)
+    for vm in vms:
+        vm["host"] = host_name(vm)
+    diff = _claim_diff(vms)
+    public = []
+    for vm in vms:
+        vm.pop("before", None)
+        public.append(redact_vm(vm))
+    return {"changed": True, "vms": public, "diff": diff}, []

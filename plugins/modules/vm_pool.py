@@ -20,6 +20,12 @@ description:
   - O(state=claimed) atomically hands one C(preallocated) VM of O(flavor) to O(owner)
     (status C(ready)) and returns it. Concurrent claims never get the same VM. With no
     preallocated VM left the task fails with a clear message. Every run claims another VM.
+  - O(state=claimed) with O(claims) hands one C(preallocated) VM to the owner of every item,
+    all in one call and one store transaction (much faster than one task per claim). It is
+    all or nothing - when a flavor has fewer preallocated VMs than the batch asks for, nothing
+    is claimed and the error says, per flavor short, how many VMs were wanted and how many are
+    available. As a single claim, every run claims new VMs (a claim is not idempotent; run it
+    once per request, for example with C(run_once) or a C(when) on the previous result).
 author:
   - vman.lifecycle contributors (@vman-lifecycle)
 extends_documentation_fragment:
@@ -29,8 +35,10 @@ attributes:
     support: full
     description: Computes the deficit, or the VM that would be claimed, and writes nothing.
   diff_mode:
-    support: none
-    description: The result lists the VMs created or claimed.
+    support: partial
+    description:
+      - With O(claims), the diff shows the status and owner of every VM claimed, before and
+        after (no spec). Otherwise the result lists the VMs created or claimed.
 options:
   state:
     description: Fill the pool (V(present)) or take one VM out of it (V(claimed)).
@@ -78,8 +86,27 @@ options:
     description: Flavor to claim, with O(state=claimed).
     type: str
   owner:
-    description: The user who gets the VM, with O(state=claimed).
+    description:
+      - The user who gets the VM, with O(state=claimed).
+      - Mutually exclusive with O(claims).
     type: str
+  claims:
+    description:
+      - A batch of claims, with O(state=claimed) - one VM to each item's O(claims[].owner),
+        of the item's O(claims[].flavor) (default O(flavor)), in one transaction, all or
+        nothing. An owner may appear several times, for several VMs.
+      - The VMs are returned in RV(vms) in the order of the items.
+      - An empty list claims nothing (not changed).
+    type: list
+    elements: dict
+    suboptions:
+      owner:
+        description: The user who gets this VM.
+        type: str
+        required: true
+      flavor:
+        description: Flavor of this VM (default O(flavor)).
+        type: str
   actor:
     description: On whose behalf the claim is made.
     type: str
@@ -113,6 +140,24 @@ EXAMPLES = r"""
     owner: alice
   delegate_to: localhost
   register: claimed
+
+- name: A course starts - one small server per student and a large one for the teacher
+  vman.lifecycle.vm_pool:
+    state: claimed
+    flavor: small
+    claims:
+      - owner: alice
+      - owner: bob
+      - owner: carol
+      - owner: teacher
+        flavor: large
+  delegate_to: localhost
+  run_once: true
+  register: course
+
+- name: The students' VMs, as fleet inventory hosts
+  ansible.builtin.debug:
+    msg: "{{ course.vms | map(attribute='host') | list }}"
 """
 
 RETURN = r"""
@@ -129,8 +174,21 @@ created:
 vm:
   description: The VM claimed (status C(ready), owner set), with C(netconfs) by kind and
     C(host), its host name in the P(vman.lifecycle.fleet#inventory) inventory.
-  returned: when O(state=claimed)
+  returned: when O(state=claimed) without O(claims)
   type: dict
+vms:
+  description: The VMs claimed by O(claims), in the order of its items, each as RV(vm)
+    (status C(ready), C(owner), C(netconfs) by kind, C(host)); secrets are removed from
+    their specs. In check mode, the VMs that would be claimed.
+  returned: when O(state=claimed) with O(claims)
+  type: list
+  elements: dict
+diff:
+  description: Per VM name claimed by O(claims), its C(status) and C(owner) before and after.
+  returned: with O(claims) in diff mode
+  type: dict
+  sample: {"before": {"3f2c...": {"status": "preallocated", "owner": null}},
+           "after": {"3f2c...": {"status": "ready", "owner": "alice"}}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -158,19 +216,33 @@ def main():
                            default=list(NETCONF_KINDS)),
         flavor=dict(type="str"),
         owner=dict(type="str"),
+        claims=dict(type="list", elements="dict", options=dict(
+            owner=dict(type="str", required=True),
+            flavor=dict(type="str"),
+        )),
         actor=dict(type="str", choices=list(lc.ACTORS), default=lc.USER),
         who=dict(type="str", default="ansible"),
     )
     argument_spec.update(STORE_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec, supports_check_mode=True,
                            required_if=[("state", "present", ("flavors",)),
-                                        ("state", "claimed", ("flavor", "owner"))])
+                                        ("state", "claimed", ("owner", "claims"), True)],
+                           required_by={"owner": ("flavor",)},
+                           mutually_exclusive=[("owner", "claims")])
     p = module.params
+    if p["claims"] is not None and p["state"] != "claimed":
+        module.fail_json(msg="claims is only used with state=claimed")
     try:
         with open_store(p["store"]) as store:
             if p["state"] == "present":
                 result, warnings = _pool.fill(store, p["flavors"], p["netconf_pool"],
                                               p["netconf_kinds"], who=p["who"], check=module.check_mode)
+            elif p["claims"] is not None:
+                result, warnings = _pool.claim_batch(store, p["claims"], flavor=p["flavor"],
+                                                     actor=p["actor"], who=p["who"],
+                                                     check=module.check_mode)
+                if not module._diff:
+                    result.pop("diff")
             else:
                 result, warnings = _pool.claim(store, p["flavor"], p["owner"], actor=p["actor"],
                                                who=p["who"], check=module.check_mode)

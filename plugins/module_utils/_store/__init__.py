@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
-from ansible_collections.vman.lifecycle.plugins.module_utils._store.base import Store, StoreError
+from ansible_collections.vman.lifecycle.plugins.module_utils._store.base import Store, StoreError, StoreMissing
 
-__all__ = ["Store", "StoreError", "open_store", "resolve_url", "STORE_ARGUMENT_SPEC",
+__all__ = ["Store", "StoreError", "StoreMissing", "open_store", "resolve_url", "STORE_ARGUMENT_SPEC",
            "DEFAULT_PATH", "ENV_VAR"]
 
 ENV_VAR = "VMAN_STORE"
@@ -49,23 +49,35 @@ def sqlite_path(url):
     return rest
 
 
-def open_store(url=None, migrate=True, **kwargs):
-    """Open the store at ``url`` (see :func:`resolve_url`) and bring its schema up to date."""
+def open_store(url=None, migrate=True, read_only=False, **kwargs):
+    """Open the store at ``url`` (see :func:`resolve_url`) and bring its schema up to date.
+
+    With ``read_only`` nothing is ever written: no migration runs (``migrate`` is ignored), a
+    SQLite file is opened with ``mode=ro`` (never created, never locked for writing, so a
+    concurrent writer is never blocked and the file is never changed), a PostgreSQL session
+    is read-only, and every write method raises StoreError. A store whose schema is older than
+    this collection's (or missing) raises StoreError telling how to migrate it (StoreMissing
+    for a SQLite file that does not exist): run any
+    vman.lifecycle store module against it once, e.g.
+    ``ansible localhost -m vman.lifecycle.vm_status_info -a store=URL``.
+    """
     url = resolve_url(url)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
         from ansible_collections.vman.lifecycle.plugins.module_utils._store.sqlite import SqliteStore
-        store = SqliteStore(sqlite_path(url), **kwargs)
+        store = SqliteStore(sqlite_path(url), read_only=read_only, **kwargs)
     elif scheme in ("postgresql", "postgres"):
         from ansible_collections.vman.lifecycle.plugins.module_utils._store.postgres import PostgresStore
-        store = PostgresStore(url, **kwargs)
+        store = PostgresStore(url, read_only=read_only, **kwargs)
     else:
         raise ValidationError("store", "store", scheme or url.split("/", 1)[0],
                               "the store URL must start with sqlite:/// or postgresql://")
-    if migrate:
-        try:
+    try:
+        if read_only:
+            store.check_schema()
+        elif migrate:
             store.migrate()
-        except Exception:
-            store.close()
-            raise
+    except Exception:
+        store.close()
+        raise
     return store

@@ -31,6 +31,10 @@ class StoreError(VmanError):
     """The database failed (connection, lock timeout, constraint we did not foresee)."""
 
 
+class StoreMissing(StoreError):
+    """A read-only open found no store at all (a SQLite file never created)."""
+
+
 class Store(RequestsMixin):
     """Base class of the SQLite and PostgreSQL stores (start requests: :class:`RequestsMixin`)."""
 
@@ -40,14 +44,30 @@ class Store(RequestsMixin):
     #: appended to a claim's SELECT so concurrent claimers pass each other by
     skip_locked_clause = ""
 
-    def __init__(self, clock=time.time):
+    def __init__(self, clock=time.time, read_only=False):
         self.clock = clock
+        #: opened read-only (:func:`open_store` ``read_only``): every write transaction is refused
+        self.read_only = bool(read_only)
 
     # ---- backend hooks -----------------------------------------------------------------
     def _tx(self, write=False):
         """A context manager yielding a :class:`_Q` inside one transaction (``BEGIN IMMEDIATE``
         or row locks when ``write``); commits on success, rolls back on any error."""
         raise NotImplementedError
+
+    def _has_table(self, q, table):
+        """Whether ``table`` exists (read-only: never creates it)."""
+        raise NotImplementedError
+
+    def _refuse_write(self, write):
+        """Raise StoreError for a write transaction on a read-only store."""
+        if write and self.read_only:
+            raise StoreError(f"the store {self.describe()} is open read-only: nothing can be "
+                             f"written through it")
+
+    def describe(self):
+        """The store for messages (no password)."""
+        return self.dialect
 
     def _lock_schema(self, q):
         """Serialise concurrent migrations (PostgreSQL takes an advisory lock)."""
@@ -80,6 +100,27 @@ class Store(RequestsMixin):
                       (version, self.clock()))
                 applied.append(version)
             return applied
+
+    def check_schema(self):
+        """Read-only check that the schema holds every migration this code knows; StoreError
+        naming the missing versions and how to migrate otherwise. Returns the versions
+        recorded. A newer schema (migrations this code does not know) is accepted: migrations
+        only add tables and columns."""
+        with self._tx() as q:
+            done = set()
+            if self._has_table(q, "schema_version"):
+                done = {int(r["version"]) for r in q.all("SELECT version FROM schema_version")}
+        missing = sorted(v for v, dummy, dummy2 in schema.MIGRATIONS if v not in done)
+        if missing:
+            have = max(done) if done else 0
+            raise StoreError(
+                f"the store {self.describe()} has schema version {have}, this collection needs "
+                f"{schema.LATEST} (missing migration{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(map(str, missing))}); it is opened read-only here, so it is not "
+                f"migrated. Run any vman.lifecycle store module against it once to migrate it, "
+                f"for example: ansible localhost -m vman.lifecycle.vm_status_info "
+                f"-a store=<the store URL>")
+        return done
 
     def schema_version(self):
         """The highest migration recorded."""
@@ -243,6 +284,53 @@ class Store(RequestsMixin):
             q.run("UPDATE vms SET owner = ? WHERE name = ?", (owner, vm["name"]))
             self._apply(q, plan, now, who or owner, why or f"claimed by {owner}")
             return self._get(q, vm["name"])
+
+    def claim_many(self, claims, actor=lc.USER, who=None, why=None, check=False):
+        """Hand preallocated VMs to owners, all in one transaction: ``claims`` is a list of
+        ``(flavor, owner)``; returns the VMs claimed in that order, each with its
+        ``netconfs`` (by kind) and ``before`` (its status and owner before the claim).
+
+        All or nothing: when a flavor has fewer preallocated VMs than the claims ask for,
+        nothing is claimed and StateError says, per flavor short, how many were wanted and how
+        many are available. Concurrent claimers never receive the same VM (PostgreSQL skips
+        the rows another claimer holds; SQLite's BEGIN IMMEDIATE serialises writers).
+        """
+        wanted = {}
+        for flavor, dummy in claims:
+            wanted[flavor] = wanted.get(flavor, 0) + 1
+        with self._tx(write=not check) as q:
+            free = {}
+            for flavor, n in wanted.items():
+                free[flavor] = [r["name"] for r in q.all(
+                    f"SELECT name FROM vms WHERE status = ? AND flavor = ? ORDER BY id LIMIT ?"
+                    f"{'' if check else self.skip_locked_clause}", (lc.PREALLOCATED, flavor, n))]
+            short = {f: (n, len(free[f])) for f, n in wanted.items() if len(free[f]) < n}
+            if short:
+                raise StateError(
+                    "not enough preallocated VMs for the batch of {} claim{}, nothing was claimed: "
+                    "{}; fill the pool (vman.lifecycle.vm_pool state=present) first".format(
+                        len(claims), "" if len(claims) == 1 else "s", ", ".join(
+                            f"flavor '{f}' wanted {n}, available {have}"
+                            for f, (n, have) in sorted(short.items()))))
+            now = self.clock()
+            taken, out = {f: iter(names) for f, names in free.items()}, []
+            for flavor, owner in claims:
+                vm = self._get(q, next(taken[flavor]))
+                before = {"status": vm["status"], "owner": vm["owner"]}
+                plan = lc.plan_transition(vm["name"], vm["status"], lc.READY, actor,
+                                          admin_suspended=vm["admin_suspended"])
+                if check:
+                    vm = dict(vm, status=lc.READY, owner=owner)
+                else:
+                    q.run("UPDATE vms SET owner = ? WHERE name = ?", (owner, vm["name"]))
+                    self._apply(q, plan, now, who or owner, why or f"claimed by {owner}")
+                    vm = self._get(q, vm["name"])
+                vm["netconfs"] = {r["kind"]: dict(r) for r in q.all(
+                    "SELECT pool, kind, hostname, ipv4, ipv6, in_use_by FROM netconfs "
+                    "WHERE in_use_by = ? ORDER BY id", (vm["name"],))}
+                vm["before"] = before
+                out.append(vm)
+            return out
 
     def events(self, name, limit=None):
         """The VM's events, oldest first (the last ``limit`` when given)."""

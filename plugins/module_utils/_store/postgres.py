@@ -7,6 +7,8 @@ For several controllers or AWX sharing one store. Every operation is one transac
 status change locks its row (``SELECT ... FOR UPDATE``) and a claim takes the first free row
 that no one else holds (``FOR UPDATE SKIP LOCKED``), so concurrent claimers never wait on
 each other and never get the same VM. Migrations hold a transaction-scoped advisory lock.
+Read-only (``read_only=True``): the session is read-only (``default_transaction_read_only``),
+so the server refuses any write too; no lock is taken.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ class PostgresStore(Store):
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the store {redact_url(url)}: "
                              f"{str(exc).strip()}") from None
+        if self.read_only:
+            # psycopg then starts every transaction with BEGIN READ ONLY
+            self._conn.read_only = True
+
+    def describe(self):
+        return redact_url(self.url)
+
+    def _has_table(self, q, table):
+        return q.one("SELECT to_regclass(?) AS t", (table,))["t"] is not None
 
     @staticmethod
     def _adapt(sql):
@@ -61,6 +72,7 @@ class PostgresStore(Store):
 
     @contextmanager
     def _tx(self, write=False):
+        self._refuse_write(write)
         try:
             with self._conn.transaction():
                 with self._conn.cursor() as cur:

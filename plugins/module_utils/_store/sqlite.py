@@ -7,15 +7,21 @@ One file, WAL mode, every operation one transaction. Writers start with ``BEGIN 
 so the write lock is taken before the first read: a claim reads the free VM and updates it
 with no other writer in between. The database file (and so its -wal/-shm files, which SQLite
 creates with the same mode) is 0600 in a 0700 directory when we create it.
+
+Read-only (``read_only=True``, the fleet inventory): the file is opened through a
+``file:...?mode=ro`` URI, never created, no pragma that writes is issued and every
+transaction is a plain deferred ``BEGIN``. In WAL mode a reader never waits for a writer
+(nor a writer for it), so the inventory lists while a module holds ``BEGIN IMMEDIATE``.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import urllib.parse
 from contextlib import contextmanager
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._store.base import Store, StoreError, _Q
+from ansible_collections.vman.lifecycle.plugins.module_utils._store.base import Store, StoreError, StoreMissing, _Q
 
 BUSY_TIMEOUT_S = 60
 
@@ -41,6 +47,9 @@ class SqliteStore(Store):
     def __init__(self, path, **kwargs):
         super().__init__(**kwargs)
         self.path = path
+        if self.read_only:
+            self._open_read_only(path)
+            return
         try:
             prepare_file(path)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves
@@ -52,8 +61,30 @@ class SqliteStore(Store):
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the SQLite store {path}: {exc}") from None
 
+    def _open_read_only(self, path):
+        if not os.path.isfile(path):
+            raise StoreMissing(f"the SQLite store {path} does not exist; it is opened read-only "
+                             f"here, so it is not created. Run any vman.lifecycle store module "
+                             f"against it once to create it, for example: ansible localhost -m "
+                             f"vman.lifecycle.vm_status_info -a store=sqlite://{path}")
+        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        try:
+            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite store {path} read-only: {exc}") from None
+
+    def describe(self):
+        return self.path
+
+    def _has_table(self, q, table):
+        return q.one("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?",
+                     (table,)) is not None
+
     @contextmanager
     def _tx(self, write=False):
+        self._refuse_write(write)
         cur = self._conn.cursor()
         try:
             cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -162,6 +162,56 @@ def test_list_hosts_groups_and_vars(fleet):
     assert "WARNING" not in out
 
 
+def test_lists_while_a_module_holds_the_write_lock_and_never_changes_the_store(fleet, tmp_path):
+    """The inventory opens the store read-only: a writer's BEGIN IMMEDIATE does not block it
+    (before, every parse ran the migration, BEGIN IMMEDIATE, and waited up to 60 s), and the
+    SQLite file is left as it was."""
+    import sqlite3
+    import time
+    cfg, url = fleet
+    path = url[len("sqlite://"):]
+    path = "/" + path.lstrip("/")
+    st = os.stat(path)
+    before = (st.st_mtime_ns, st.st_size, open(path, "rb").read())
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE vms SET owner = 'uncommitted' WHERE name = 'web1'")
+        start = time.monotonic()
+        data, dummy = _list(cfg)
+        assert time.monotonic() - start < 50
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    hostvars = _plain(data["_meta"]["hostvars"])
+    assert hostvars["acme-corp-web1"]["vman_owner"] == "bob"
+    assert len(hostvars) == 5
+    st = os.stat(path)
+    assert (st.st_mtime_ns, st.st_size, open(path, "rb").read()) == before
+
+
+def test_old_schema_fails_with_the_migration_hint(plugin_loader, tmp_path):
+    from ansible.errors import AnsibleParserError
+    from ansible.inventory.data import InventoryData
+    from ansible.parsing.dataloader import DataLoader
+    path = tmp_path / "old.db"
+    with open_store(f"sqlite://{path}") as store:
+        with store._tx(write=True) as q:
+            q.run("DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version)")
+    before = path.read_bytes()
+    cfg = _write_cfg(tmp_path / "old.fleet.yml", store=f"sqlite://{path}")
+    plugin = plugin_loader.get("vman.lifecycle.fleet")
+    with pytest.raises(AnsibleParserError, match=r"schema version .* read-only.*vm_status_info"):
+        plugin.parse(InventoryData(), DataLoader(), str(cfg))
+    assert path.read_bytes() == before
+    # a store not created yet: an empty fleet, and the file is still not created
+    missing = _write_cfg(tmp_path / "missing.fleet.yml", store=f"sqlite://{tmp_path}/none.db")
+    inventory = InventoryData()
+    plugin.parse(inventory, DataLoader(), str(missing))
+    assert set(inventory.hosts) == set()
+    assert not (tmp_path / "none.db").exists()
+
+
 def test_no_secret_in_output_nor_verbose_log(fleet):
     cfg, dummy = fleet
     proc = _cli("ansible-inventory", "-i", cfg, "--list", "-vvv")

@@ -78,3 +78,62 @@ def _netconfs_more(url):
                          ("test-service", "10.0.0.99")):
             field = "ipv6" if kind == "vm" else "ipv4"
             s.add_netconfs("cam", kind, [{"hostname": f"{kind}-extra", field: ip}])
+
+
+def test_batch_claims_check_diff_all_or_nothing_and_no_secrets(tmp_path):
+    url = f"sqlite://{tmp_path}/lc.db"
+    with open_store(url) as s:
+        s.create_vms([{"name": f"s{i}", "org": "acme", "flavor": "small", "backend": "xen",
+                       "spec": {"memory": 1024, "root_password": "hunter2-batch",
+                                "spicepasswd": "spice-batch-pw"}} for i in range(3)]
+                     + [{"name": "l0", "flavor": "large", "backend": "libvirt", "spec": {}}],
+                     status="preallocated")
+        s.add_netconfs("cam", "vm", [{"hostname": "nc-s0", "ipv4": "192.0.2.10"}])
+        s.allocate_netconf("cam", "vm", "s0")
+    batch = {"state": "claimed", "flavor": "small", "store": url,
+             "claims": [{"owner": "alice"}, {"owner": "bob", "flavor": "large"}, {"owner": "alice"}]}
+    too_many = dict(batch, claims=batch["claims"] + [{"owner": "eve", "flavor": "large"},
+                                                     {"owner": "eve"}, {"owner": "eve"}])
+    got, out = run_play(tmp_path, [
+        {"vman.lifecycle.vm_pool": batch, "register": "dry"},
+        {"vman.lifecycle.vm_pool": too_many, "register": "dry_short"},
+    ], check=True, diff=True, name="dry")
+    assert got["dry"]["changed"] is True
+    assert [(v["name"], v["owner"], v["status"]) for v in got["dry"]["vms"]] == [
+        ("s0", "alice", "ready"), ("l0", "bob", "ready"), ("s1", "alice", "ready")]
+    assert got["dry"]["diff"]["before"]["l0"] == {"status": "preallocated", "owner": None}
+    assert got["dry"]["diff"]["after"]["l0"] == {"status": "ready", "owner": "bob"}
+    assert got["dry_short"]["failed"] is True
+    assert "flavor 'large' wanted 2, available 1, flavor 'small' wanted 4, available 3" in \
+        got["dry_short"]["msg"]
+    with open_store(url) as s:
+        assert s.list_vms(status="ready") == []
+
+    got, out = run_play(tmp_path, [
+        {"vman.lifecycle.vm_pool": too_many, "register": "short"},
+        {"vman.lifecycle.vm_pool": batch, "register": "real"},
+        {"vman.lifecycle.vm_pool": batch, "register": "again"},
+        {"vman.lifecycle.vm_pool": dict(batch, claims=[]), "register": "empty"},
+        {"vman.lifecycle.vm_pool": dict(batch, owner="x"), "register": "both"},
+        {"vman.lifecycle.vm_pool": {"state": "claimed", "claims": [{"owner": "z"}], "store": url},
+         "register": "noflavor"},
+    ], diff=True, name="real")
+    assert got["short"]["failed"] is True and "nothing was claimed" in got["short"]["msg"]
+    real = got["real"]
+    assert real["changed"] is True and [v["name"] for v in real["vms"]] == ["s0", "l0", "s1"]
+    assert real["vms"][0]["host"] == "acme-s0" and real["vms"][1]["host"] == "l0"
+    assert real["vms"][0]["netconfs"]["vm"]["ipv4"] == "192.0.2.10"
+    assert real["vms"][0]["spec"] == {"memory": 1024}
+    assert "diff" in real and set(real["diff"]["after"]) == {"s0", "l0", "s1"}
+    # as a single claim, a second run claims more: one small left, two wanted, so nothing
+    assert got["again"]["failed"] is True
+    assert "flavor 'small' wanted 2, available 1" in got["again"]["msg"]
+    assert got["empty"]["changed"] is False and got["empty"]["vms"] == []
+    assert got["both"]["failed"] is True and "mutually exclusive" in got["both"]["msg"]
+    assert got["noflavor"]["failed"] is True and "needs a flavor" in got["noflavor"]["msg"]
+    for secret in ("hunter2-batch", "spice-batch-pw"):
+        assert secret not in out and secret not in str(got)
+    with open_store(url) as s:
+        assert {v["name"]: v["owner"] for v in s.list_vms(status="ready")} == {
+            "s0": "alice", "l0": "bob", "s1": "alice"}
+        assert s.get_vm("s2")["status"] == "preallocated"
