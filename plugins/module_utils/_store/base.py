@@ -271,7 +271,7 @@ class Store(RequestsMixin):
         """
         with self._tx(write=not check) as q:
             row = q.one(f"SELECT name FROM vms WHERE status = ? AND flavor = ? ORDER BY id LIMIT 1"
-                        f"{self.skip_locked_clause}", (lc.PREALLOCATED, flavor))
+                        f"{'' if check else self.skip_locked_clause}", (lc.PREALLOCATED, flavor))
             if row is None:
                 raise StateError(f"no preallocated VM of flavor '{flavor}' is left to claim; "
                                  f"fill the pool (vman.lifecycle.vm_pool state=present) first")

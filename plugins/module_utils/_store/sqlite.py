@@ -64,9 +64,9 @@ class SqliteStore(Store):
     def _open_read_only(self, path):
         if not os.path.isfile(path):
             raise StoreMissing(f"the SQLite store {path} does not exist; it is opened read-only "
-                             f"here, so it is not created. Run any vman.lifecycle store module "
-                             f"against it once to create it, for example: ansible localhost -m "
-                             f"vman.lifecycle.vm_status_info -a store=sqlite://{path}")
+                               f"here, so it is not created. Run any vman.lifecycle store module "
+                               f"against it once to create it, for example: ansible localhost -m "
+                               f"vman.lifecycle.vm_status_info -a store=sqlite://{path}")
         uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
         try:
             self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)

@@ -89,7 +89,8 @@ def test_real_image_install_own_host_keys(tmp_path):
     """The image option with the real tar, chroot, useradd and ssh-keygen -A of the root."""
     image = _cached("rootfs")
     first = _vm(tmp_path)
-    second = _vm(tmp_path, name="web02", root_path=str(tmp_path / "roots" / "web02"))
+    second = _vm(tmp_path, name="web02", root_path=str(tmp_path / "roots" / "web02"),
+                 interfaces=[{"ip": "10.200.0.21/24"}])
     try:
         got, dummy = run_play(tmp_path, [
             _task(tmp_path, "first", [first, second], image=image, new_vms=["t-web01", "t-web02"]),
