@@ -10,6 +10,8 @@ and the commit give two kill points (before and after). The parent picks one of 
 the operation uniformly at random (seeded: ``VMAN_CRASH_SEED``, printed) and the child sends
 itself SIGKILL there, so the kills land inside the transactions reliably (after BEGIN, between
 statements, just before and just after COMMIT), not merely near them as a timer would.
+A second test adds timer kills (0-30 ms, the child looping all four operations), which can
+also land inside SQLite's own C code (a COMMIT writing its WAL frames).
 
 After each kill the parent opens the store fresh, checks the invariants of the schema (below)
 and runs the next operation to completion. Operations: a pool fill as vm_pool does it
@@ -81,7 +83,7 @@ def _instrument(store, kill_at):
 
     for name in ("run", "one", "all"):
         setattr(base._Q, name, wrap(getattr(base._Q, name)))
-    store._conn = _Conn(store._conn, point)
+    store._conn = _Conn(store._conn, point)  # pylint: disable=protected-access
     return count
 
 
@@ -238,7 +240,7 @@ def test_sigkill_inside_fill_claim_transition_and_callback(tmp_path):
 
     # 1. pool fill: two more VMs (each with a netconf) wanted; after the kill, the next fill
     # tops the flavor up to exactly that many
-    def fill_op(i):
+    def fill_op(_i):
         want = _pipeline(url) + 2
         return _fill(want), {"want": want}
 
@@ -322,3 +324,54 @@ def test_sigkill_inside_fill_claim_transition_and_callback(tmp_path):
 
     vms = _invariants(url)
     print(f"{len(vms)} VMs, {4 * KILLS} kills in {time.monotonic() - started:.1f}s")
+
+
+def _cycle(store, tag):
+    """The four operations in a row, on a VM of its own: fill, callback, claim, transition."""
+    got, _w = _pool.fill(store, [dict(FLAVOR, threshold=_pipeline_in(store) + 1)], "p", ("vm",))
+    vm = got["created"][0]["name"]
+    token, _exp = _callback.issue_token(store, vm, ["127.0.0.1"], 600)
+    verdict = _callback.verify(store, vm, token, "127.0.0.1")
+    assert verdict.code == 200, verdict.as_dict()
+    store.change_status(vm, lc.PREALLOCATED, lc.ADMIN)
+    claimed, _w = _pool.claim(store, "small", tag)
+    store.change_status(claimed["vm"]["name"], lc.QUARANTINED, lc.USER)
+
+
+def test_sigkill_at_random_times_while_looping_the_operations(tmp_path):
+    seed = SEED + 1
+    print(f"VMAN_CRASH_SEED={SEED} (timer kills: seed {seed})")
+    rng = random.Random(seed)
+    url = f"sqlite://{tmp_path}/lc.db"
+    with open_store(url) as s:
+        s.add_netconfs("p", "vm", [{"hostname": f"h{i}", "ipv4": f"10.2.{i // 250}.{i % 250 + 1}"}
+                                   for i in range(2000)])
+    started, delays = time.monotonic(), []
+    for i in range(KILLS):
+        delay = rng.uniform(0, 0.03)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                with open_store(url) as store:
+                    for n in range(10000):
+                        _cycle(store, f"loop{i}-{n}")
+            finally:
+                os._exit(1)  # pylint: disable=protected-access
+        time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        _pid, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, \
+            f"timer kill #{i}: the child ended by itself ({status})"
+        delays.append(round(delay * 1000, 1))
+        _invariants(url)
+        with open_store(url) as s:
+            # the callback of a VM left installing with a valid token still works
+            for vm in s.list_vms(status=lc.INSTALLING):
+                valid = [t for t in s.tokens(vm["name"]) if t["used_at"] is None]
+                assert len(valid) <= 1
+            _cycle(s, f"next{i}")
+        _invariants(url)
+    with open_store(url) as s:
+        made = len(s.list_vms())
+    print(f"timer: {KILLS} SIGKILLs after {sorted(delays)} ms; {made} VMs made, "
+          f"{time.monotonic() - started:.1f}s")

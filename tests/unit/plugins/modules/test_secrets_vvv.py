@@ -25,7 +25,7 @@ from _playbook import run_play
 VERBOSE = {"ANSIBLE_VERBOSITY": "3"}
 SPICE = ("spice-old-4711x", "spice-new-0815y", "spice-check-999z")
 ROOT_PW = "spec-root-pw-1234q"
-LXC_PW = ("Lxc$ecret-given-1", "Lxc$ecret-check-2")
+LXC_PW = ("Lxc$ecret-old-given-1", "Lxc$ecret-check-2", "Lxc$ecret-stored-3")
 DEFAULTS = {"nfsroot_base": "10.0.0.2:/srv/nfs", "gateway": "10.0.0.1"}
 
 
@@ -101,6 +101,16 @@ def test_every_secret_module_vvv_diff_and_check(tmp_path):
         s.create_vms([{"name": n, "org": "acme", "flavor": "small", "backend": "xen", "spec": {}}
                       for n in ("vm1", "vm2")])
     (tmp_path / "root").mkdir()
+    # an LXC host's kept settings (0600, as SettingsStore writes them): a password given earlier
+    # and one generated earlier
+    settings = tmp_path / "settings"
+    settings.mkdir(mode=0o700)
+    for name, password, ip in (("b.test.com", LXC_PW[0], "10.5.0.7"),
+                               ("g.test.com", LXC_PW[2], "10.5.0.8")):
+        path = settings / f"{name}.json"
+        path.write_text(json.dumps({"ip": ip, "mac": "00:16:3e:00:00:0" + ip[-1],
+                                    "password": password}))
+        path.chmod(0o600)
     issue = {"state": "issued", "vm": "vm1", "source_ip": ["127.0.0.1"], "ttl": 600, "store": url}
     seed = {"root": str(tmp_path / "root"), "hostname": "vm1.example.org",
             "callback_url": "http://127.0.0.1:8765/callback/vm1"}
@@ -131,6 +141,11 @@ def test_every_secret_module_vvv_diff_and_check(tmp_path):
         # spice password replaced (diff of both sides)
         dict(_xen(tmp_path, SPICE[0]), register="x1"),
         dict(_xen(tmp_path, SPICE[1]), register="x2"),
+        {"vman.lifecycle.xen_domain_info": {"config_path": str(tmp_path / "vms"),
+                                            "xl_path": "/nonexistent/xl"}, "register": "xinfo"},
+        {"vman.lifecycle.lxc_guest_info": {"lxc_path": str(tmp_path / "lxc"),
+                                           "settings_dir": str(tmp_path / "settings")},
+         "register": "linfo"},
         # no_log off on purpose: a plain module task of the pool and the requests
     ] + _pool_tasks(url, SPICE[0], "a") + _pool_tasks(url, SPICE[1], "b")
     got, out = run_play(tmp_path, tasks, diff=True, env=VERBOSE, name="real")
@@ -176,13 +191,16 @@ def test_every_secret_module_vvv_diff_and_check(tmp_path):
                ("s2", "value"), ("s3", "value")]
     allowed += [(reg, "keys", i, "private_key") for reg in ("k1", "k2")
                 for i in range(len(got[reg]["keys"]))]
-    _assert_absent(tokens + passwords + bodies + list(SPICE[:2]) + [ROOT_PW], out, got, allowed)
+    assert got["xinfo"]["domains"][0]["config"]["spicepasswd"] == "********"
+    assert {c["name"] for c in got["linfo"]["containers"]} == {"b.test.com", "g.test.com"}
+    _assert_absent(tokens + passwords + bodies + list(SPICE[:2]) + [ROOT_PW, LXC_PW[0], LXC_PW[2]],
+                   out, got, allowed)
 
     # check mode, -vvv --diff: a new token, password, key, spice and container password would be
     # made or changed; none is shown, nor are the current ones
     lxc = {"lxc_path": str(tmp_path / "lxc"), "settings_dir": str(tmp_path / "settings"),
            "host_id": "devhost10.local", "profile_type": "dir-scratch",
-           "containers": [{"name": "b.test.com", "password": LXC_PW[1]}]}
+           "containers": [{"name": "b.test.com", "password": LXC_PW[1]}, {"name": "g.test.com"}]}
     dry = [
         {"vman.lifecycle.install_callback": dict(issue, vm="vm2"), "register": "ct",
          "no_log": True},
@@ -204,13 +222,19 @@ def test_every_secret_module_vvv_diff_and_check(tmp_path):
     assert got["cseed"]["changed"] and token_file.read_text().strip() == tokens[1]
     assert got["ckgone"]["changed"] and got["cknew"]["changed"] and not (tmp_path / "keys2").exists()
     assert got["clxc"]["changed"] and not (tmp_path / "lxc").exists()
+    # the kept settings are read back (b's password replaced by the given one, g's reused, not
+    # generated) and shown masked
+    b, g = got["clxc"]["containers"]
+    assert (b["settings"]["ip"], g["settings"]["ip"]) == ("10.5.0.7", "10.5.0.8")
+    assert g["generated"] == [] and b["settings"]["password"] == g["settings"]["password"] == "********"
     # even return_passwords does not hand back a given password: it is a no_log option, so
     # Ansible masks its value everywhere in the result
-    given = got["clxcpw"]["containers"][0]["settings"]["password"]
-    assert given == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
-    _assert_absent(tokens + passwords + bodies + list(SPICE) + [ROOT_PW, LXC_PW[1],
-                                                                 "check-token-abcdef1234"],
-                   out, got)
+    given, stored = (c["settings"]["password"] for c in got["clxcpw"]["containers"])
+    assert given == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" and stored == LXC_PW[2]
+    assert json.loads((settings / "b.test.com.json").read_text())["password"] == LXC_PW[0]
+    _assert_absent(tokens + passwords + bodies + list(SPICE) + list(LXC_PW)
+                   + [ROOT_PW, "check-token-abcdef1234"],
+                   out, got, [("clxcpw", "containers", 1, "settings", "password")])
 
 
 def test_hide_spec_secrets_registers_secret_leaves_only():
