@@ -40,7 +40,8 @@ newest-core: venv
 real: real-store real-keys real-lxc molecule-lxc real-requests real-lifecycle real-rootfs real-libvirt real-guest-provision real-xen
 
 real-store: venv
-	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__store.py
+	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__store.py \
+	  tests/unit/plugins/module_utils/test__store_crash.py
 
 # ssh-keygen for keys/SSHFP, a private BIND (named on 127.0.0.1) for the RFC 2136 updates
 real-keys: venv

@@ -14,6 +14,7 @@ import contextlib
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import is_secret_key, redact
 
 
 @contextlib.contextmanager
@@ -40,3 +41,38 @@ def hide_vm_secrets(module):
     for vm in module.params.get("vms") or ():
         if isinstance(vm, dict) and vm.get("spicepasswd"):
             module.no_log_values.add(str(vm["spicepasswd"]))
+
+
+def hide_spec_secrets(module, *specs):
+    """Register the secrets in free-form spec dicts (vm_pool's ``flavors[].spec``, vm_request's
+    ``spec``) as ``no_log`` values: the value of every secret-named key (``_fleet.is_secret_key``,
+    at any depth) and every private key block.
+
+    A ``type=dict`` option without suboptions cannot mark a key no_log, so Ansible echoed the
+    whole spec, passwords included, in the invocation that ``-vvv`` prints.
+    """
+    def leaves(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from leaves(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                yield from leaves(item)
+        elif value is not None and not isinstance(value, bool) and str(value):
+            yield str(value)
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if is_secret_key(key):
+                    module.no_log_values.update(leaves(item))
+                else:
+                    walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and value and not redact([value]):  # private key material
+            module.no_log_values.add(value)
+
+    for spec in specs:
+        walk(spec)

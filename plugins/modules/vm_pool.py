@@ -195,6 +195,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lifecycle as lc
 from ansible_collections.vman.lifecycle.plugins.module_utils import _pool
+from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import hide_spec_secrets
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import STORE_ARGUMENT_SPEC, open_store
 from ansible_collections.vman.lifecycle.plugins.module_utils._store.base import NETCONF_KINDS
@@ -229,6 +230,7 @@ def main():
                                         ("state", "claimed", ("owner", "claims"), True)],
                            required_by={"owner": ("flavor",)},
                            mutually_exclusive=[("owner", "claims")])
+    hide_spec_secrets(module, *[f.get("spec") for f in module.params["flavors"] or ()])
     p = module.params
     if p["claims"] is not None and p["state"] != "claimed":
         module.fail_json(msg="claims is only used with state=claimed")

@@ -152,7 +152,7 @@ after:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json
+from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json, hide_spec_secrets
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import STORE_ARGUMENT_SPEC, open_store
 from ansible_collections.vman.lifecycle.plugins.module_utils._vm_request import BACKENDS, apply_request
 
@@ -173,6 +173,7 @@ def main():
     )
     argument_spec.update(STORE_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec, supports_check_mode=True)
+    hide_spec_secrets(module, module.params["spec"])
     p = module.params
     params = {k: p[k] for k in ("backend", "hypervisor", "flavor", "spec", "count", "keep_disk")}
     with errors_to_fail_json(module):
