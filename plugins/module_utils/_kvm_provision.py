@@ -12,13 +12,15 @@ missing disk, the sources to fetch, and the XML template chosen by first match.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
 from typing import Callable, Iterable
 from urllib.parse import urlparse
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, as_text
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
+    ValidationError, as_text, check_line)
 
 DEFAULT_URI = "qemu:///system"
 DEFAULT_POOL_DIR = "/var/lib/libvirt/images"
@@ -27,6 +29,10 @@ TEMPLATE_SUFFIX = ".xml.j2"
 DISK_FORMATS = ("raw", "qcow2")
 #: libvirt accepts almost anything as a name; we keep names usable in file names and argv.
 DOMAIN_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:-]{0,99}")
+DOMAIN_NAME_MAX = 100
+#: a run of characters a domain name does not keep (see :func:`map_domain_name`)
+_NAME_DROP_RE = re.compile(r"[^A-Za-z0-9_.+:-]+")
+_NAME_HASH_LEN = 8
 DEVNAME_RE = re.compile(r"(vd|sd|hd|xvd)[a-z]{1,2}")
 SIZE_RE = re.compile(r"[0-9]+[KMGT]?")
 URL_SCHEMES = ("http", "https", "ftp")
@@ -44,14 +50,41 @@ def _metadata(vm) -> dict:
     return meta
 
 
-def domain_name(vm) -> str:
-    """``vm.metadata.name``, validated: it names the libvirt domain."""
+def map_domain_name(name: str) -> str:
+    """The libvirt domain name of a ``vm.metadata.name`` (the original ansible_farm's names
+    look like ``VM debian_12_amd64``).
+
+    A name that already matches :data:`DOMAIN_NAME_RE` is kept as it is. Otherwise every run of
+    characters outside ``[A-Za-z0-9_.+:-]`` becomes one ``-``, leading ``-_.+:`` and trailing
+    ``-`` are dropped, the rest is cut to 91 characters and ``-`` plus the first 8 hex digits of
+    the SHA-256 of the original name (UTF-8) is appended. The hash is appended whenever the name
+    was changed, so two different originals never share a domain (``VM a`` and ``VM-a`` give
+    ``VM-a-<hash>`` and ``VM-a``), whichever other VMs exist. Same input, same output.
+    """
+    if DOMAIN_NAME_RE.fullmatch(name):
+        return name
+    base = _NAME_DROP_RE.sub("-", name).lstrip("-_.+:").rstrip("-")
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:_NAME_HASH_LEN]
+    base = base[:DOMAIN_NAME_MAX - _NAME_HASH_LEN - 1].rstrip("-") or "vm"
+    return f"{base}-{digest}"
+
+
+def display_name(vm) -> str:
+    """``vm.metadata.name`` as written, checked: a non-empty string without '/' and without
+    control characters (what a libvirt domain name or title cannot hold)."""
     name = _metadata(vm).get("name")
-    if not isinstance(name, str) or not DOMAIN_NAME_RE.fullmatch(name):
-        raise ValidationError(as_text(name), "metadata.name", name,
-                              "a VM name is 1-100 characters of A-Z a-z 0-9 _ . + : - "
-                              "and starts with a letter or digit")
+    if not isinstance(name, str) or not name:
+        raise ValidationError(as_text(name), "metadata.name", name, "a VM name is a non-empty string")
+    check_line(name, "metadata.name", name, forbid="/")
     return name
+
+
+def domain_name(vm) -> str:
+    """The libvirt domain name of the VM: ``vm.metadata.name`` mapped by :func:`map_domain_name`.
+
+    Refused: a missing or empty name, '/' and control characters.
+    """
+    return map_domain_name(display_name(vm))
 
 
 def connection_uri(vm) -> str:
@@ -285,6 +318,7 @@ def normalize(vm) -> dict:
     """Everything the kvm_provision tasks read, computed once from the ``vm`` definition."""
     return {
         "name": domain_name(vm),
+        "display_name": display_name(vm),
         "uri": connection_uri(vm),
         "pool_dir": _pool_dir(vm),
         "sources": sources(vm),

@@ -88,7 +88,10 @@ def test_sources_url_and_file():
 
 @pytest.mark.parametrize("vm, field", [
     ({"metadata": {"name": "bad/name"}}, "metadata.name"),
-    ({"metadata": {"name": "-x"}}, "metadata.name"),
+    ({"metadata": {"name": ""}}, "metadata.name"),
+    ({"metadata": {"name": "VM\tdebian"}}, "metadata.name"),
+    ({"metadata": {"name": 12}}, "metadata.name"),
+    ({"metadata": {}}, "metadata.name"),
     ({"metadata": {"name": "a", "connection": "localhost"}}, "metadata.connection"),
     ({"metadata": {"name": "a", "libvirt_pool_dir": "rel"}}, "metadata.libvirt_pool_dir"),
     ({"metadata": {"name": "a"}, "ram": "lots"}, "ram"),
@@ -112,3 +115,66 @@ def test_interfaces():
         {"type": "bridge", "source": "br0", "mac": "52:54:00:aa:bb:01", "model": "virtio"},
         {"type": "user", "source": None, "mac": None, "model": "virtio"},
     ]
+
+
+# ---- ansible_farm names (issue 12) -----------------------------------------------------------
+# The original parse_vms_definitions names every VM "VM <platform_name>_<target_name>"; these are
+# the platform and target names of its docs/examples, re-typed.
+FARM_PLATFORMS = ["debian_12", "debian_sid", "debian_cloud", "debian_nocloud", "debian_vs",
+                  "archlinux", "Arch-Linux", "fedora_38", "fedora_generic", "alpine_stable",
+                  "alpine_generic", "debian_11", "debian"]
+FARM_TARGETS = ["amd64", "arm64", "ppc64"]
+FARM_NAMES = [f"VM {p}_{t}" for p in FARM_PLATFORMS for t in FARM_TARGETS]
+
+
+@pytest.mark.parametrize("original, domain", [
+    ("VM debian_12_amd64", "VM-debian_12_amd64-7ba5d79c"),
+    ("VM debian_sid_amd64", "VM-debian_sid_amd64-8a8d4184"),
+    ("VM Arch-Linux_arm64", "VM-Arch-Linux_arm64-1c5853a0"),
+])
+def test_farm_names_map_to_a_stable_domain_name(original, domain):
+    vm = _vm(metadata={"name": original})
+    assert kvm.domain_name(vm) == domain
+    n = kvm.normalize(vm)
+    assert n["name"] == domain and n["display_name"] == original
+
+
+def test_every_farm_example_name_is_accepted_and_distinct():
+    domains = [kvm.domain_name(_vm(metadata={"name": n})) for n in FARM_NAMES]
+    assert all(kvm.DOMAIN_NAME_RE.fullmatch(d) for d in domains)
+    assert len(set(domains)) == len(FARM_NAMES)
+
+
+@pytest.mark.parametrize("name", ["gp-a", "web1.example.org", "a+b:c_d", "x" * 100])
+def test_valid_names_are_kept(name):
+    n = kvm.normalize(_vm(metadata={"name": name}))
+    assert n["name"] == n["display_name"] == name
+
+
+@pytest.mark.parametrize("a, b", [
+    ("VM a", "VM-a"),          # the mapped text of one is the other's name
+    ("VM a", "VM  a"),         # a run of characters becomes one '-'
+    ("VM a", "VM/a".replace("/", "*")),
+    ("-x", "x"),
+    ("x" * 101, "x" * 102),    # cut to length
+])
+def test_different_originals_never_share_a_domain(a, b):
+    assert kvm.map_domain_name(a) != kvm.map_domain_name(b)
+
+
+@pytest.mark.parametrize("name, domain", [
+    ("-x", "x-"),
+    ("  spaced  ", "spaced-"),
+    ("été", "t-"),
+    ("???", "vm-"),
+    ("x" * 150, "x" * 91 + "-"),
+])
+def test_mapping_rules(name, domain):
+    mapped = kvm.map_domain_name(name)
+    assert mapped.startswith(domain) and len(mapped) == len(domain) + 8
+    assert kvm.DOMAIN_NAME_RE.fullmatch(mapped) and mapped == kvm.map_domain_name(name)
+
+
+def test_templates_are_looked_up_by_the_domain_name():
+    assert kvm.template_candidates(_vm(metadata={"name": "VM debian_12_amd64"}))[0] == \
+        "VM-debian_12_amd64-7ba5d79c.xml.j2"
