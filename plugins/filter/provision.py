@@ -27,10 +27,14 @@ def _plain(value):
     return value
 
 
-def kvm_vm(vm):
-    """The normalized VM definition of kvm_provision (name, uri, disks, sources, templates)."""
+def kvm_vm(vm, state=None, create_vm=None, delete_vm=None, should_remove_all_vm_storage=None,
+           delete_disks=False, libvirt_uri=None):
+    """The normalized VM definition of kvm_provision (name, uri, disks, sources, templates, plan)."""
     try:
-        return kvm.normalize(_plain(vm))
+        return kvm.normalize(_plain(vm), state=_plain(state), create_vm=_plain(create_vm),
+                             delete_vm=_plain(delete_vm),
+                             should_remove_all_vm_storage=_plain(should_remove_all_vm_storage),
+                             delete_disks=bool(delete_disks), libvirt_uri=_plain(libvirt_uri) or None)
     except VmanError as exc:
         raise AnsibleFilterError(str(exc)) from None
 

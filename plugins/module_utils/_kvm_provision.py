@@ -39,6 +39,19 @@ URL_SCHEMES = ("http", "https", "ftp")
 NET_TYPES = ("network", "bridge", "user")
 MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 _BUS = {"vd": "virtio", "sd": "sata", "hd": "ide", "xvd": "xen"}
+STATES = ("defined", "running", "stopped", "absent")
+DEFAULT_STATE = "running"
+#: ansible_farm's kvm_provision switches (role variables there; here also keys of ``vm``).
+FARM_FLAGS = ("create_vm", "delete_vm", "should_remove_all_vm_storage")
+#: The keys of ``vm`` and ``vm.metadata`` this role reads; any other key is passed through
+#: untouched (custom templates see ``vm``) and listed in ``passthrough_keys``.
+KNOWN_KEYS = frozenset(("metadata", "disks", "arch", "net", "virt_domain", "ram", "vcpus",
+                        "machine", "emulator", "cpu", "kernel", "initrd", "cmdline",
+                        "guest_agent", "console_log") + FARM_FLAGS)
+KNOWN_METADATA_KEYS = frozenset(("name", "connection", "template", "libvirt_pool_dir", "sources",
+                                 "platform_name", "target_name"))
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
 
 
 def _metadata(vm) -> dict:
@@ -87,11 +100,17 @@ def domain_name(vm) -> str:
     return map_domain_name(display_name(vm))
 
 
-def connection_uri(vm) -> str:
-    """The libvirt URI of the VM (``vm.metadata.connection``), qemu:///system by default."""
-    uri = _metadata(vm).get("connection") or DEFAULT_URI
+def connection_uri(vm, libvirt_uri=None) -> str:
+    """The libvirt URI of the VM: ``vm.metadata.connection``, else ``libvirt_uri`` (the roles
+    pass ``ansible_libvirt_uri``, as the original ansible_farm roles fall back to it), else
+    qemu:///system (community.libvirt's default, which the original got by omitting the URI)."""
+    field = "metadata.connection"
+    uri = _metadata(vm).get("connection")
+    if not uri and libvirt_uri:
+        field, uri = "ansible_libvirt_uri", libvirt_uri
+    uri = uri or DEFAULT_URI
     if not isinstance(uri, str) or "://" not in uri:
-        raise ValidationError(domain_name(vm), "metadata.connection", uri,
+        raise ValidationError(domain_name(vm), field, uri,
                               "must be a libvirt URI such as qemu:///system")
     return uri
 
@@ -314,15 +333,78 @@ def domain_settings(vm) -> dict:
     }
 
 
-def normalize(vm) -> dict:
+def _flag(vm, key: str, value):
+    """A switch of :data:`FARM_FLAGS`: the role variable ``value`` wins over ``vm[key]``;
+    None when neither is set."""
+    if value is None:
+        value = vm.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    text = as_text(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValidationError(domain_name(vm), key, value, "must be a boolean")
+
+
+def lifecycle(vm, state=None, create_vm=None, delete_vm=None, should_remove_all_vm_storage=None,
+              delete_disks=False) -> dict:
+    """What the role does, in order: ``steps`` (task files among :data:`STATES`),
+    ``define_only_if_missing`` and ``delete_disks``.
+
+    Without ``create_vm``/``delete_vm`` (role variables, or keys of ``vm``; the variable wins),
+    ``state`` decides (default ``running``). With either of them, the original kvm_provision's
+    rules apply and the VM is never started: ``delete_vm`` (default false) removes the VM when it
+    exists; ``create_vm`` (default true) then defines it -- after a delete always, otherwise only
+    when it does not exist yet. ``should_remove_all_vm_storage`` also deletes the disk files when
+    the VM is removed (like ``delete_disks``). Setting ``state`` together with
+    ``create_vm``/``delete_vm`` is an error: they would say two things.
+    """
+    name = domain_name(vm)
+    create = _flag(vm, "create_vm", create_vm)
+    delete = _flag(vm, "delete_vm", delete_vm)
+    remove_storage = _flag(vm, "should_remove_all_vm_storage", should_remove_all_vm_storage)
+    wipe = bool(delete_disks) or bool(remove_storage)
+    if create is None and delete is None:
+        state = state or DEFAULT_STATE
+        if state not in STATES:
+            raise ValidationError(name, "kvm_provision_state", state, f"must be one of {', '.join(STATES)}")
+        return {"mode": "state", "steps": [state], "define_only_if_missing": False,
+                "delete_disks": wipe}
+    if state:
+        raise ValidationError(name, "kvm_provision_state", state,
+                              "is set together with create_vm/delete_vm (ansible_farm's switches); "
+                              "set one of them")
+    create = True if create is None else create
+    delete = False if delete is None else delete
+    steps = (["absent"] if delete else []) + (["defined"] if create else [])
+    return {"mode": "ansible_farm", "steps": steps, "define_only_if_missing": create and not delete,
+            "delete_disks": wipe and delete}
+
+
+def passthrough_keys(vm) -> list:
+    """The keys of ``vm`` (and ``metadata.<key>``) this role does not read, sorted: they are
+    passed through untouched, for custom templates and other roles."""
+    meta = _metadata(vm)
+    return sorted(str(k) for k in vm if k not in KNOWN_KEYS) + \
+        sorted(f"metadata.{k}" for k in meta if k not in KNOWN_METADATA_KEYS)
+
+
+def normalize(vm, state=None, create_vm=None, delete_vm=None, should_remove_all_vm_storage=None,
+              delete_disks=False, libvirt_uri=None) -> dict:
     """Everything the kvm_provision tasks read, computed once from the ``vm`` definition."""
     return {
         "name": domain_name(vm),
         "display_name": display_name(vm),
-        "uri": connection_uri(vm),
+        "uri": connection_uri(vm, libvirt_uri),
         "pool_dir": _pool_dir(vm),
         "sources": sources(vm),
         "disks": disks(vm),
         "domain": domain_settings(vm),
         "templates": template_candidates(vm),
+        "plan": lifecycle(vm, state=state, create_vm=create_vm, delete_vm=delete_vm,
+                          should_remove_all_vm_storage=should_remove_all_vm_storage,
+                          delete_disks=delete_disks),
+        "passthrough_keys": passthrough_keys(vm),
     }

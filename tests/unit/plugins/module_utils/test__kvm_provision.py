@@ -178,3 +178,80 @@ def test_mapping_rules(name, domain):
 def test_templates_are_looked_up_by_the_domain_name():
     assert kvm.template_candidates(_vm(metadata={"name": "VM debian_12_amd64"}))[0] == \
         "VM-debian_12_amd64-7ba5d79c.xml.j2"
+
+
+# ---- ansible_farm's create_vm / delete_vm / should_remove_all_vm_storage (issue 12) ---------
+
+@pytest.mark.parametrize("kwargs, steps, only_if_missing, wipe", [
+    # no switch: kvm_provision_state decides, running by default
+    ({}, ["running"], False, False),
+    ({"state": "stopped"}, ["stopped"], False, False),
+    ({"state": "absent", "delete_disks": True}, ["absent"], False, True),
+    # the original's demo "Delete all VMs" play: never started, storage removed
+    ({"delete_vm": True, "create_vm": False, "should_remove_all_vm_storage": True},
+     ["absent"], False, True),
+    ({"delete_vm": True, "create_vm": False}, ["absent"], False, False),
+    # the original's defaults (create_vm true, delete_vm false): define a missing VM only
+    ({"create_vm": True}, ["defined"], True, False),
+    ({"delete_vm": False}, ["defined"], True, False),
+    # delete then create: redefined from scratch, not started
+    ({"delete_vm": True, "create_vm": True}, ["absent", "defined"], False, False),
+    ({"delete_vm": False, "create_vm": False}, [], False, False),
+    # the storage switch counts only when the VM is deleted (as in the original)
+    ({"create_vm": True, "should_remove_all_vm_storage": True}, ["defined"], True, False),
+    # strings from extra vars
+    ({"delete_vm": "yes", "create_vm": "false"}, ["absent"], False, False),
+])
+def test_farm_switches_plan(kwargs, steps, only_if_missing, wipe):
+    plan = kvm.normalize(_vm(), **kwargs)["plan"]
+    assert plan["steps"] == steps
+    assert plan["define_only_if_missing"] is only_if_missing
+    assert plan["delete_disks"] is wipe
+
+
+def test_farm_switches_in_the_definition_and_the_variable_wins():
+    vm = _vm(delete_vm=True, create_vm=False, should_remove_all_vm_storage=True)
+    assert kvm.lifecycle(vm)["steps"] == ["absent"] and kvm.lifecycle(vm)["delete_disks"]
+    assert kvm.lifecycle(vm, create_vm=True)["steps"] == ["absent", "defined"]
+    assert kvm.passthrough_keys(vm) == []
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"state": "absent", "delete_vm": True}, "kvm_provision_state"),
+    ({"state": "running", "create_vm": True}, "kvm_provision_state"),
+    ({"state": "gone"}, "kvm_provision_state"),
+    ({"delete_vm": "maybe"}, "delete_vm"),
+    ({"create_vm": [True]}, "create_vm"),
+])
+def test_farm_switches_refused(kwargs, field):
+    with pytest.raises(ValidationError) as err:
+        kvm.normalize(_vm(), **kwargs)
+    assert err.value.field == field
+
+
+def test_unknown_keys_pass_through_and_are_listed():
+    vm = _vm(firmware="/usr/share/OVMF.fd", custom={"x": 1},
+             metadata={"hostname": "vm.amd64.debian_12", "tmp_dir": "/tmp/", "auth": {}})
+    n = kvm.normalize(vm)
+    assert n["passthrough_keys"] == ["custom", "firmware", "metadata.auth", "metadata.hostname",
+                                     "metadata.tmp_dir"]
+    assert kvm.passthrough_keys(_vm()) == []
+
+
+# ---- ansible_libvirt_uri fallback (issue 12) --------------------------------------------------
+
+@pytest.mark.parametrize("connection, fallback, uri", [
+    (None, None, "qemu:///system"),
+    (None, "qemu:///session", "qemu:///session"),
+    ("", "qemu:///session", "qemu:///session"),
+    ("qemu+ssh://h/system", "qemu:///session", "qemu+ssh://h/system"),
+])
+def test_connection_falls_back_to_ansible_libvirt_uri(connection, fallback, uri):
+    vm = _vm(metadata={"connection": connection})
+    assert kvm.normalize(vm, libvirt_uri=fallback)["uri"] == uri
+
+
+def test_bad_ansible_libvirt_uri_is_refused():
+    with pytest.raises(ValidationError) as err:
+        kvm.normalize(_vm(), libvirt_uri="localhost")
+    assert err.value.field == "ansible_libvirt_uri"
