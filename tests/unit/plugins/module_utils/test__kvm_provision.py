@@ -255,3 +255,31 @@ def test_bad_ansible_libvirt_uri_is_refused():
     with pytest.raises(ValidationError) as err:
         kvm.normalize(_vm(), libvirt_uri="localhost")
     assert err.value.field == "ansible_libvirt_uri"
+
+
+def test_converted_farm_example_normalizes():
+    """The example of docs/migrating-from-ansible_farm.md (example_01's VM debian_vs_amd64)."""
+    image = "debian_vs_debian-sid-v2-amd64-daily-20230301-1306.qcow2"
+    vm = {
+        "metadata": {"name": "VM debian_vs_amd64", "platform_name": "debian_vs",
+                     "target_name": "amd64", "hostname": "vm.debian_vs.amd64",
+                     "connection": "qemu:///session",
+                     "libvirt_pool_dir": "/home/user/.local/share/libvirt/images/",
+                     "tmp_dir": "/home/user/tmp/",
+                     "auth": {"user": "user", "become_user": "root", "become_method": "su"},
+                     "sources": [{"uri": "https://example.org/images/" + image[len("debian_vs_"):],
+                                  "unarchived": image}]},
+        "virt_domain": "kvm", "emulator": "/usr/bin/qemu-system-x86_64", "arch": "x86_64",
+        "machine": "q35", "cpu": "", "vcpus": 2, "ram": 2048,
+        "disks": [{"type": "qcow2", "devname": "hda", "src": image}],
+        "net": {"type": "user", "source": "hostfwd=tcp:127.0.0.1:2222-:22",
+                "mac": "52:54:00:12:34:56", "ip": "localhost"},
+    }
+    n = kvm.normalize(vm, delete_vm=True, create_vm=False, should_remove_all_vm_storage=True)
+    assert n["name"].startswith("VM-debian_vs_amd64-") and n["display_name"] == "VM debian_vs_amd64"
+    assert n["uri"] == "qemu:///session"
+    assert n["disks"][0]["path"] == "/home/user/.local/share/libvirt/images/" + image
+    assert n["disks"][0]["bus"] == "ide"
+    assert n["plan"] == {"mode": "ansible_farm", "steps": ["absent"],
+                         "define_only_if_missing": False, "delete_disks": True}
+    assert n["passthrough_keys"] == ["metadata.auth", "metadata.hostname", "metadata.tmp_dir"]
