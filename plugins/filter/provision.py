@@ -27,10 +27,14 @@ def _plain(value):
     return value
 
 
-def kvm_vm(vm):
-    """The normalized VM definition of kvm_provision (name, uri, disks, sources, templates)."""
+def kvm_vm(vm, state=None, create_vm=None, delete_vm=None, should_remove_all_vm_storage=None,
+           delete_disks=False, libvirt_uri=None):
+    """The normalized VM definition of kvm_provision (name, uri, disks, sources, templates, plan)."""
     try:
-        return kvm.normalize(_plain(vm))
+        return kvm.normalize(_plain(vm), state=_plain(state), create_vm=_plain(create_vm),
+                             delete_vm=_plain(delete_vm),
+                             should_remove_all_vm_storage=_plain(should_remove_all_vm_storage),
+                             delete_disks=bool(delete_disks), libvirt_uri=_plain(libvirt_uri) or None)
     except VmanError as exc:
         raise AnsibleFilterError(str(exc)) from None
 
@@ -44,14 +48,15 @@ def kvm_template(vm, search_dirs):
 
 
 def guest_provision_plan(vm, project_id=None, revision_id=None, project_revision=None,
-                         allowed_phases=None, phases_lookup_dir_path="phases", base_dir=None):
+                         allowed_phases=None, phases_lookup_dir_path="phases", base_dir=None,
+                         libvirt_uri=None):
     """What guest_provision will do before it acts (snapshot names, gates, phase files)."""
     try:
         return gp.plan(_plain(vm), project_id=_plain(project_id), revision_id=_plain(revision_id),
                        project_revision=_plain(project_revision),
                        allowed_phases=_plain(allowed_phases),
                        phases_lookup_dir_path=_plain(phases_lookup_dir_path),
-                       base_dir=_plain(base_dir))
+                       base_dir=_plain(base_dir), libvirt_uri=_plain(libvirt_uri) or None)
     except VmanError as exc:
         raise AnsibleFilterError(str(exc)) from None
 

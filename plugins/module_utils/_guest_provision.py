@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, as_text
 from ansible_collections.vman.lifecycle.plugins.module_utils._kvm_provision import (
-    connection_uri, domain_name)
+    connection_uri, display_name, domain_name)
 from ansible_collections.vman.lifecycle.plugins.module_utils._phases import import_path
 
 #: The sub-phases of the README, in the order they run.
@@ -81,11 +81,13 @@ def allowed(allowed_phases: Iterable[str] | None, obj: str = "guest_provision") 
 
 def plan(vm, project_id=None, revision_id=None, project_revision=None, allowed_phases=None,
          phases_lookup_dir_path="phases", base_dir: str | None = None,
-         isfile: Callable[[str], bool] = os.path.isfile) -> dict:
+         isfile: Callable[[str], bool] = os.path.isfile, libvirt_uri: str | None = None) -> dict:
     """Everything the role needs to know before it acts (see the module docstring).
 
     ``phases_lookup_dir_path`` is resolved against ``base_dir`` (the playbook directory) when
-    relative; the phase files are looked up on the controller, where ``include_tasks`` reads them.
+    relative; the phase files are looked up on the controller, where ``include_tasks`` reads them
+    (``<phase>.yaml``, else ``<phase>.yml``, per directory). ``libvirt_uri`` (the role passes
+    ``ansible_libvirt_uri``) is the URI when ``vm.metadata.connection`` is not set.
     """
     name = domain_name(vm)
     meta = vm["metadata"]
@@ -105,7 +107,8 @@ def plan(vm, project_id=None, revision_id=None, project_revision=None, allowed_p
     }
     return {
         "name": name,
-        "uri": connection_uri(vm),
+        "display_name": display_name(vm),
+        "uri": connection_uri(vm, libvirt_uri),
         "clean_snapshot": CLEAN_SNAPSHOT,
         "init_snapshot": init,
         "revision": rev,

@@ -12,13 +12,15 @@ missing disk, the sources to fetch, and the XML template chosen by first match.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
 from typing import Callable, Iterable
 from urllib.parse import urlparse
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, as_text
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
+    ValidationError, as_text, check_line)
 
 DEFAULT_URI = "qemu:///system"
 DEFAULT_POOL_DIR = "/var/lib/libvirt/images"
@@ -27,12 +29,29 @@ TEMPLATE_SUFFIX = ".xml.j2"
 DISK_FORMATS = ("raw", "qcow2")
 #: libvirt accepts almost anything as a name; we keep names usable in file names and argv.
 DOMAIN_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:-]{0,99}")
+DOMAIN_NAME_MAX = 100
+#: a run of characters a domain name does not keep (see :func:`map_domain_name`)
+_NAME_DROP_RE = re.compile(r"[^A-Za-z0-9_.+:-]+")
+_NAME_HASH_LEN = 8
 DEVNAME_RE = re.compile(r"(vd|sd|hd|xvd)[a-z]{1,2}")
 SIZE_RE = re.compile(r"[0-9]+[KMGT]?")
 URL_SCHEMES = ("http", "https", "ftp")
 NET_TYPES = ("network", "bridge", "user")
 MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 _BUS = {"vd": "virtio", "sd": "sata", "hd": "ide", "xvd": "xen"}
+STATES = ("defined", "running", "stopped", "absent")
+DEFAULT_STATE = "running"
+#: ansible_farm's kvm_provision switches (role variables there; here also keys of ``vm``).
+FARM_FLAGS = ("create_vm", "delete_vm", "should_remove_all_vm_storage")
+#: The keys of ``vm`` and ``vm.metadata`` this role reads; any other key is passed through
+#: untouched (custom templates see ``vm``) and listed in ``passthrough_keys``.
+KNOWN_KEYS = frozenset(("metadata", "disks", "arch", "net", "virt_domain", "ram", "vcpus",
+                        "machine", "emulator", "cpu", "kernel", "initrd", "cmdline",
+                        "guest_agent", "console_log") + FARM_FLAGS)
+KNOWN_METADATA_KEYS = frozenset(("name", "connection", "template", "libvirt_pool_dir", "sources",
+                                 "platform_name", "target_name"))
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
 
 
 def _metadata(vm) -> dict:
@@ -44,21 +63,54 @@ def _metadata(vm) -> dict:
     return meta
 
 
-def domain_name(vm) -> str:
-    """``vm.metadata.name``, validated: it names the libvirt domain."""
+def map_domain_name(name: str) -> str:
+    """The libvirt domain name of a ``vm.metadata.name`` (the original ansible_farm's names
+    look like ``VM debian_12_amd64``).
+
+    A name that already matches :data:`DOMAIN_NAME_RE` is kept as it is. Otherwise every run of
+    characters outside ``[A-Za-z0-9_.+:-]`` becomes one ``-``, leading ``-_.+:`` and trailing
+    ``-`` are dropped, the rest is cut to 91 characters and ``-`` plus the first 8 hex digits of
+    the SHA-256 of the original name (UTF-8) is appended. The hash is appended whenever the name
+    was changed, so two different originals never share a domain (``VM a`` and ``VM-a`` give
+    ``VM-a-<hash>`` and ``VM-a``), whichever other VMs exist. Same input, same output.
+    """
+    if DOMAIN_NAME_RE.fullmatch(name):
+        return name
+    base = _NAME_DROP_RE.sub("-", name).lstrip("-_.+:").rstrip("-")
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:_NAME_HASH_LEN]
+    base = base[:DOMAIN_NAME_MAX - _NAME_HASH_LEN - 1].rstrip("-") or "vm"
+    return f"{base}-{digest}"
+
+
+def display_name(vm) -> str:
+    """``vm.metadata.name`` as written, checked: a non-empty string without '/' and without
+    control characters (what a libvirt domain name or title cannot hold)."""
     name = _metadata(vm).get("name")
-    if not isinstance(name, str) or not DOMAIN_NAME_RE.fullmatch(name):
-        raise ValidationError(as_text(name), "metadata.name", name,
-                              "a VM name is 1-100 characters of A-Z a-z 0-9 _ . + : - "
-                              "and starts with a letter or digit")
+    if not isinstance(name, str) or not name:
+        raise ValidationError(as_text(name), "metadata.name", name, "a VM name is a non-empty string")
+    check_line(name, "metadata.name", name, forbid="/")
     return name
 
 
-def connection_uri(vm) -> str:
-    """The libvirt URI of the VM (``vm.metadata.connection``), qemu:///system by default."""
-    uri = _metadata(vm).get("connection") or DEFAULT_URI
+def domain_name(vm) -> str:
+    """The libvirt domain name of the VM: ``vm.metadata.name`` mapped by :func:`map_domain_name`.
+
+    Refused: a missing or empty name, '/' and control characters.
+    """
+    return map_domain_name(display_name(vm))
+
+
+def connection_uri(vm, libvirt_uri=None) -> str:
+    """The libvirt URI of the VM: ``vm.metadata.connection``, else ``libvirt_uri`` (the roles
+    pass ``ansible_libvirt_uri``, as the original ansible_farm roles fall back to it), else
+    qemu:///system (community.libvirt's default, which the original got by omitting the URI)."""
+    field = "metadata.connection"
+    uri = _metadata(vm).get("connection")
+    if not uri and libvirt_uri:
+        field, uri = "ansible_libvirt_uri", libvirt_uri
+    uri = uri or DEFAULT_URI
     if not isinstance(uri, str) or "://" not in uri:
-        raise ValidationError(domain_name(vm), "metadata.connection", uri,
+        raise ValidationError(domain_name(vm), field, uri,
                               "must be a libvirt URI such as qemu:///system")
     return uri
 
@@ -281,14 +333,78 @@ def domain_settings(vm) -> dict:
     }
 
 
-def normalize(vm) -> dict:
+def _flag(vm, key: str, value):
+    """A switch of :data:`FARM_FLAGS`: the role variable ``value`` wins over ``vm[key]``;
+    None when neither is set."""
+    if value is None:
+        value = vm.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    text = as_text(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValidationError(domain_name(vm), key, value, "must be a boolean")
+
+
+def lifecycle(vm, state=None, create_vm=None, delete_vm=None, should_remove_all_vm_storage=None,
+              delete_disks=False) -> dict:
+    """What the role does, in order: ``steps`` (task files among :data:`STATES`),
+    ``define_only_if_missing`` and ``delete_disks``.
+
+    Without ``create_vm``/``delete_vm`` (role variables, or keys of ``vm``; the variable wins),
+    ``state`` decides (default ``running``). With either of them, the original kvm_provision's
+    rules apply and the VM is never started: ``delete_vm`` (default false) removes the VM when it
+    exists; ``create_vm`` (default true) then defines it -- after a delete always, otherwise only
+    when it does not exist yet. ``should_remove_all_vm_storage`` also deletes the disk files when
+    the VM is removed (like ``delete_disks``). Setting ``state`` together with
+    ``create_vm``/``delete_vm`` is an error: they would say two things.
+    """
+    name = domain_name(vm)
+    create = _flag(vm, "create_vm", create_vm)
+    delete = _flag(vm, "delete_vm", delete_vm)
+    remove_storage = _flag(vm, "should_remove_all_vm_storage", should_remove_all_vm_storage)
+    wipe = bool(delete_disks) or bool(remove_storage)
+    if create is None and delete is None:
+        state = state or DEFAULT_STATE
+        if state not in STATES:
+            raise ValidationError(name, "kvm_provision_state", state, f"must be one of {', '.join(STATES)}")
+        return {"mode": "state", "steps": [state], "define_only_if_missing": False,
+                "delete_disks": wipe}
+    if state:
+        raise ValidationError(name, "kvm_provision_state", state,
+                              "is set together with create_vm/delete_vm (ansible_farm's switches); "
+                              "set one of them")
+    create = True if create is None else create
+    delete = False if delete is None else delete
+    steps = (["absent"] if delete else []) + (["defined"] if create else [])
+    return {"mode": "ansible_farm", "steps": steps, "define_only_if_missing": create and not delete,
+            "delete_disks": wipe and delete}
+
+
+def passthrough_keys(vm) -> list:
+    """The keys of ``vm`` (and ``metadata.<key>``) this role does not read, sorted: they are
+    passed through untouched, for custom templates and other roles."""
+    meta = _metadata(vm)
+    return sorted(str(k) for k in vm if k not in KNOWN_KEYS) + \
+        sorted(f"metadata.{k}" for k in meta if k not in KNOWN_METADATA_KEYS)
+
+
+def normalize(vm, state=None, create_vm=None, delete_vm=None, should_remove_all_vm_storage=None,
+              delete_disks=False, libvirt_uri=None) -> dict:
     """Everything the kvm_provision tasks read, computed once from the ``vm`` definition."""
     return {
         "name": domain_name(vm),
-        "uri": connection_uri(vm),
+        "display_name": display_name(vm),
+        "uri": connection_uri(vm, libvirt_uri),
         "pool_dir": _pool_dir(vm),
         "sources": sources(vm),
         "disks": disks(vm),
         "domain": domain_settings(vm),
         "templates": template_candidates(vm),
+        "plan": lifecycle(vm, state=state, create_vm=create_vm, delete_vm=delete_vm,
+                          should_remove_all_vm_storage=should_remove_all_vm_storage,
+                          delete_disks=delete_disks),
+        "passthrough_keys": passthrough_keys(vm),
     }

@@ -6,6 +6,11 @@
 A phase file (``dependencies.yaml``, ``init.yaml``, ``main.yaml``, ``terminate.yaml``) is looked
 up per file, most specific first: ``<dir>/<platform>/<target>/<file>``, then
 ``<dir>/<platform>/<file>``, then ``<dir>/<file>``. Every phase file is optional.
+
+In each directory the file is tried with both YAML extensions, the one asked for first:
+``init.yaml`` then ``init.yml`` (the original ansible_farm's ``first_found`` order: directory by
+directory, ``.yaml`` before ``.yml``); a name without an extension is tried as ``.yaml``, then
+``.yml``.
 """
 
 from __future__ import annotations
@@ -29,10 +34,24 @@ def _part(field: str, value) -> str | None:
     return value
 
 
+YAML_EXTENSIONS = (".yaml", ".yml")
+
+
+def _variants(file_name: str) -> list:
+    """``file_name`` and its other YAML spelling, the one given first."""
+    stem, ext = posixpath.splitext(file_name)
+    if ext == ".yaml":
+        return [file_name, stem + ".yml"]
+    if ext == ".yml":
+        return [file_name, stem + ".yaml"]
+    return [file_name + e for e in YAML_EXTENSIONS]
+
+
 def candidates(lookup_dir: str, platform_name: str | None, target_name: str | None,
                file_name: str) -> list:
     """The paths to try for ``file_name``, most specific first.
 
+    Each directory is tried with both YAML extensions (see the module docstring).
     A level whose name is not set is left out: without a platform only ``<dir>/<file>`` is
     tried; a target without a platform means nothing, so it is ignored too.
     """
@@ -44,13 +63,13 @@ def candidates(lookup_dir: str, platform_name: str | None, target_name: str | No
         raise ValidationError("phase_import_path", "file_name", file_name, "must be set")
     platform = _part("platform_name", platform_name)
     target = _part("target_name", target_name)
-    out = []
+    dirs = []
     if platform is not None:
         if target is not None:
-            out.append(posixpath.join(lookup_dir, platform, target, file_name))
-        out.append(posixpath.join(lookup_dir, platform, file_name))
-    out.append(posixpath.join(lookup_dir, file_name))
-    return out
+            dirs.append(posixpath.join(lookup_dir, platform, target))
+        dirs.append(posixpath.join(lookup_dir, platform))
+    dirs.append(lookup_dir)
+    return [posixpath.join(d, f) for d in dirs for f in _variants(file_name)]
 
 
 def import_path(lookup_dir: str, platform_name: str | None, target_name: str | None,

@@ -84,6 +84,13 @@ def test_default_template_full_vm():
     assert dom.find("devices/channel/target").get("name") == "org.qemu.guest_agent.0"
 
 
+def test_default_template_farm_name_is_the_title():
+    dom = _render({"metadata": {"name": "VM debian_12_amd64 <&>"}})
+    assert dom.findtext("name").startswith("VM-debian_12_amd64-")
+    assert dom.findtext("title") == "VM debian_12_amd64 <&>"
+    assert _render({"metadata": {"name": "gp-min"}}).find("title") is None
+
+
 def test_default_template_minimal_vm_boots_from_disk():
     dom = _render({"metadata": {"name": "gp-min"}, "guest_agent": False})
     assert dom.get("type") == "kvm" and dom.find("os/kernel") is None

@@ -127,3 +127,22 @@ def test_gates_never_allow_what_is_not_listed(subset):
         # the README: dependencies and init run exactly when init was not restored
         if c["init_restored"]:
             assert not (c["run_dependencies"] or c["run_init"] or c["create_init"])
+
+
+# ---- ansible_farm compatibility (issue 12) ----------------------------------------------------
+
+def test_plan_farm_name_uri_fallback_and_yml_phase_files():
+    vm = {"metadata": {"name": "VM debian_12_amd64", "platform_name": "debian_12",
+                       "target_name": "amd64"}}
+    files = {"/pb/ph/debian_12/amd64/init.yml", "/pb/ph/debian_12/init.yaml", "/pb/ph/main.yml",
+             "/pb/ph/main.yaml"}
+    p = gp.plan(vm, allowed_phases=["startup", "main"], phases_lookup_dir_path="ph",
+                base_dir="/pb", isfile=files.__contains__, libvirt_uri="qemu:///session")
+    assert p["name"] == "VM-debian_12_amd64-7ba5d79c" and p["display_name"] == "VM debian_12_amd64"
+    assert p["uri"] == "qemu:///session"
+    assert p["files"]["init"] == "/pb/ph/debian_12/amd64/init.yml"     # more specific wins
+    assert p["files"]["main"] == "/pb/ph/main.yaml"                    # .yaml before .yml
+    assert p["files"]["dependencies"] is None
+    vm["metadata"]["connection"] = "qemu:///system"
+    assert gp.plan(vm, allowed_phases=[], isfile=files.__contains__,
+                   libvirt_uri="qemu:///session")["uri"] == "qemu:///system"

@@ -12,10 +12,40 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._errors import Vali
 from ansible_collections.vman.lifecycle.plugins.module_utils._phases import candidates, import_path
 
 ALL = ["ph/deb/amd64/init.yaml", "ph/deb/init.yaml", "ph/init.yaml"]
+# with the .yml spelling, in the original ansible_farm's order: directory by directory,
+# .yaml before .yml
+ALL_EXT = ["ph/deb/amd64/init.yaml", "ph/deb/amd64/init.yml", "ph/deb/init.yaml",
+           "ph/deb/init.yml", "ph/init.yaml", "ph/init.yml"]
 
 
 def test_candidates_most_specific_first():
-    assert candidates("ph", "deb", "amd64", "init.yaml") == ALL
+    assert candidates("ph", "deb", "amd64", "init.yaml") == ALL_EXT
+
+
+@pytest.mark.parametrize("file_name, first, second", [
+    ("init.yaml", "ph/init.yaml", "ph/init.yml"),
+    ("init.yml", "ph/init.yml", "ph/init.yaml"),
+    ("init", "ph/init.yaml", "ph/init.yml"),
+])
+def test_both_yaml_extensions(file_name, first, second):
+    assert candidates("ph", None, None, file_name) == [first, second]
+
+
+@pytest.mark.parametrize("existing, expected", [
+    (["ph/deb/init.yml"], "ph/deb/init.yml"),
+    (["ph/deb/init.yml", "ph/deb/init.yaml"], "ph/deb/init.yaml"),       # .yaml first
+    (["ph/deb/init.yml", "ph/init.yaml"], "ph/deb/init.yml"),            # more specific first
+    (["ph/deb/amd64/init.yml", "ph/deb/init.yaml"], "ph/deb/amd64/init.yml"),
+    (["ph/deb/init.YML"], None),
+])
+def test_yml_found(existing, expected):
+    assert import_path("ph", "deb", "amd64", "init.yaml", existing=existing) == expected
+
+
+def test_yml_found_on_disk(tmp_path):
+    (tmp_path / "deb").mkdir()
+    (tmp_path / "deb" / "main.yml").write_text("---\n")
+    assert import_path(str(tmp_path), "deb", "amd64", "main.yaml") == str(tmp_path / "deb" / "main.yml")
 
 
 @pytest.mark.parametrize("existing, expected", [
@@ -32,10 +62,10 @@ def test_first_existing_in_list(existing, expected):
 
 
 @pytest.mark.parametrize("platform, target, expected", [
-    (None, "amd64", ["ph/main.yaml"]),
-    ("", None, ["ph/main.yaml"]),
-    ("deb", None, ["ph/deb/main.yaml", "ph/main.yaml"]),
-    ("deb", "", ["ph/deb/main.yaml", "ph/main.yaml"]),
+    (None, "amd64", ["ph/main.yaml", "ph/main.yml"]),
+    ("", None, ["ph/main.yaml", "ph/main.yml"]),
+    ("deb", None, ["ph/deb/main.yaml", "ph/deb/main.yml", "ph/main.yaml", "ph/main.yml"]),
+    ("deb", "", ["ph/deb/main.yaml", "ph/deb/main.yml", "ph/main.yaml", "ph/main.yml"]),
 ])
 def test_unset_levels_are_skipped(platform, target, expected):
     assert candidates("ph", platform, target, "main.yaml") == expected
@@ -73,7 +103,7 @@ def test_on_disk_absolute_dir_ignores_directories(tmp_path):
 names = st.sampled_from(["deb", "fed", "amd64", "arm64"])
 
 
-@given(platform=names, target=names, present=st.lists(st.booleans(), min_size=3, max_size=3))
+@given(platform=names, target=names, present=st.lists(st.booleans(), min_size=6, max_size=6))
 def test_result_is_the_first_present_candidate(platform, target, present):
     paths = candidates("ph", platform, target, "x.yaml")
     existing = [p for p, here in zip(paths, present) if here]
