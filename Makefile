@@ -26,7 +26,7 @@ sanity: venv
 	bash scripts/ansible_test.sh sanity --local --python $(ANSIBLE_TEST_PY) --color no
 
 units: venv
-	$(PYTEST) -q tests/unit -m "not real" -p no:xdist
+	$(PYTEST) -q tests/unit tests/compat -m "not real" -p no:xdist
 
 integration: venv
 	bash scripts/ansible_test.sh integration --local --python $(ANSIBLE_TEST_PY) --color no --allow-destructive
