@@ -285,8 +285,7 @@ def test_sigkill_inside_fill_claim_transition_and_callback(tmp_path):
         with open_store(url) as s:
             now = s.get_vm(victim)["status"]
         target = lc.QUARANTINED if now == lc.READY else lc.READY
-        return (lambda store: store.change_status(victim, target, lc.USER)), {"from": now,
-                                                                               "to": target}
+        return (lambda store: store.change_status(victim, target, lc.USER)), {"from": now, "to": target}
 
     def status_after(state):
         with open_store(url) as s:
