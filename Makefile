@@ -25,8 +25,10 @@ lint: venv
 sanity: venv
 	bash scripts/ansible_test.sh sanity --local --python $(ANSIBLE_TEST_PY) --color no
 
+# pytest-xdist over the machine's cores (VMAN_TEST_WORKERS=0 runs them in one process)
+VMAN_TEST_WORKERS ?= auto
 units: venv
-	$(PYTEST) -q tests/unit tests/compat -m "not real" -p no:xdist
+	$(PYTEST) -q tests/unit tests/compat -m "not real" -n $(VMAN_TEST_WORKERS)
 
 integration: venv
 	bash scripts/ansible_test.sh integration --local --python $(ANSIBLE_TEST_PY) --color no --allow-destructive

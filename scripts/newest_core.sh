@@ -15,8 +15,13 @@ if [ -z "$py" ]; then
   echo "newest ansible-core: no Python 3.12+ on this machine, stage skipped"
   exit 0
 fi
-venv=build/venv-newest
-stamp=$(cat requirements.txt scripts/newest_core.sh | sha256sum | cut -c1-16)
+# Cached outside the checkout (a fresh clone reuses it), keyed by the requirements, this script
+# and the interpreter; a miss builds a new one. Older ones of this kind are removed.
+stamp=$( (cat requirements.txt scripts/newest_core.sh; "$py" -VV) | sha256sum | cut -c1-16)
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/vman-venvs
+venv=$cache/newest-core-$stamp
+mkdir -p "$cache"
+find "$cache" -maxdepth 1 -name 'newest-core-*' ! -name "newest-core-$stamp" -exec rm -rf {} +
 if [ "$(cat "$venv/.vman-stamp" 2>/dev/null)" != "$stamp" ]; then
   rm -rf "$venv"
   "$py" -m venv "$venv"
@@ -27,6 +32,6 @@ fi
 # the version from the package: `ansible --version | head -n1` died of a broken pipe (rc 250)
 # when head closed the pipe first under pipefail
 "$venv/bin/python" -c 'import ansible.release as r; print("ansible-core", r.__version__)'
-"$venv/bin/python" -m pytest -q tests/unit -m "not real" -p no:xdist
+"$venv/bin/python" -m pytest -q tests/unit tests/compat -m "not real" -n "${VMAN_TEST_WORKERS:-auto}"
 ANSIBLE_CONFIG="$root/ansible.cfg" "$venv/bin/ansible-playbook" -i localhost, -c local \
-  -e "ansible_python_interpreter=$root/$venv/bin/python" tests/integration/newest_core.yml
+  -e "ansible_python_interpreter=$venv/bin/python" tests/integration/newest_core.yml
