@@ -46,5 +46,7 @@ if pid=$(qemu_pid); then
   fi
 fi
 
+# the shared SSH connection (ControlMaster of ssh_config) ends with the testbed
+[ ! -f "$state/ssh_config" ] || ssh -F "$state/ssh_config" -O exit testbed >/dev/null 2>&1 || true
 rm -f "$state/overlay.qcow2" "$state/qemu.pid" "$state/env" "$state/ssh_config" \
   "$state/inventory.ini" "$state/known_hosts" "$state/id_ed25519"
