@@ -31,6 +31,11 @@ case $state in
   *[[:space:]\'\"\\]*) die "STATE_DIR must not contain spaces or quotes: $state" ;;
 esac
 
+# One xen-up at a time per state dir: make test boots the testbed early in the background
+# (scripts/stages.sh) and real_xen.sh's own xen-up then waits here and reuses that boot.
+exec 9>"$state/.up.lock"
+flock 9
+
 qemu_alive() {
   local pid
   [ -f "$state/qemu.pid" ] || return 1
