@@ -165,7 +165,7 @@ def _makina_profile_name(host_id, ptype, size) -> str:
         raise ValidationError("lxc", "host_id", host_id,
                               "gives the makina-states profile name " + safe_repr(name)
                               + ", which must be 'ms-' and 1-250 of A-Z a-z 0-9 _ - (use "
-                              "profile_name_style 'normalized' for other host ids)")
+                              "the 'normalized' style for other host ids)")
     return name
 
 
