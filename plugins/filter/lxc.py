@@ -14,10 +14,10 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._errors import Vman
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lxc
 
 
-def lxc_profile_name(host_id, profile_type, size=None):
+def lxc_profile_name(host_id, profile_type, size=None, style=_lxc.DEFAULT_PROFILE_NAME_STYLE):
     """``ms-<encoded host id>[-<size>]-<type>``."""
     try:
-        return _lxc.profile_name(host_id, profile_type, size)
+        return _lxc.profile_name(host_id, profile_type, size, style)
     except VmanError as exc:
         raise AnsibleFilterError(str(exc)) from None
 

@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - reported by the modules via missing_re
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
-    CommandError, StateError, ValidationError, as_text, bad_char, check_line)
+    CommandError, StateError, ValidationError, as_text, bad_char, check_line, safe_repr)
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import (
     Runner, fmt_flag, fmt_opt, fmt_positional)
 
@@ -112,7 +112,7 @@ def lxc_fssize(size) -> str:
 
 
 def encode_host_id(host_id) -> str:
-    """Encode a host id (minion id, inventory hostname, FQDN) for a profile name.
+    """Encode a host id (minion id, inventory hostname, FQDN) for a ``normalized`` profile name.
 
     The encoding: lower-case the id, replace every run of characters other than ``a-z`` and
     ``0-9`` by one ``-``, and strip ``-`` from both ends (``devhost10.local`` ->
@@ -125,16 +125,72 @@ def encode_host_id(host_id) -> str:
     return encoded
 
 
-def profile_name(host_id, profile_type, size=None) -> str:
-    """``ms-<encoded host id>[-<size>]-<type>`` as in the seed.
+#: How a profile name is spelt. ``makina-states`` (the default) is the original's own
+#: encoding, so the names its users already have in their settings, facts and tooling are the
+#: names this collection writes; ``normalized`` is this collection's lower-cased encoding.
+PROFILE_NAME_STYLES = ("makina-states", "normalized")
+DEFAULT_PROFILE_NAME_STYLE = "makina-states"
+#: A ``makina-states`` profile name; anything else in the host id is refused.
+MAKINA_PROFILE_RE = re.compile(r"ms-[A-Za-z0-9_-]{1,250}")
 
-    ``profile_name('devhost10.local', 'lvm-scratch', 'small')`` ->
-    ``'ms-devhost10-local-small-lvm-scratch'``. ``size`` is a size profile name (or None).
+
+def check_profile_name_style(style, obj="lxc") -> str:
+    """The style, or a ValidationError naming ``profile_name_style``."""
+    if style not in PROFILE_NAME_STYLES:
+        raise ValidationError(obj, "profile_name_style", style,
+                              "must be one of " + ", ".join(PROFILE_NAME_STYLES))
+    return style
+
+
+def makina_sized(ptype) -> bool:
+    """Whether makina-states puts the size profile in the profile name of this type.
+
+    The original (``mc_cloud_lxc.get_settings_for_vm``) leaves the size out when the type
+    names ``overlayfs``, ``dir`` or ``scratch``, so only the clone types ``lvm``, ``btrfs``
+    and ``zfs`` carry it; ``lvm-scratch`` does not.
     """
+    return not ptype.scratch and ptype.backing not in ("dir", "overlayfs")
+
+
+def _makina_profile_name(host_id, ptype, size) -> str:
+    """``ms-<host id, '.' -> '-'>[-<size>]-<type>``, case and ``_`` kept (the original)."""
+    if not isinstance(host_id, str) or not host_id:
+        raise ValidationError("lxc", "host_id", host_id, "must be a non-empty string")
+    parts = ["ms", host_id]
+    if size and makina_sized(ptype):
+        parts.append(size)
+    parts.append(ptype.name)
+    name = "-".join(parts).replace(".", "-")
+    if not MAKINA_PROFILE_RE.fullmatch(name):
+        raise ValidationError("lxc", "host_id", host_id,
+                              "gives the makina-states profile name " + safe_repr(name)
+                              + ", which must be 'ms-' and 1-250 of A-Z a-z 0-9 _ - (use "
+                              "the 'normalized' style for other host ids)")
+    return name
+
+
+def profile_name(host_id, profile_type, size=None, style=DEFAULT_PROFILE_NAME_STYLE) -> str:
+    """The profile name of a container of ``host_id``, ``ms-<host>[-<size>]-<type>``.
+
+    ``size`` is the container's size profile name (or None). ``style`` (one of
+    :data:`PROFILE_NAME_STYLES`):
+
+    - ``normalized``: the host id as :func:`encode_host_id` makes it; the size part is there
+      whenever ``size`` is given. ``profile_name('devhost10.local', 'lvm-scratch', 'small')``
+      -> ``'ms-devhost10-local-small-lvm-scratch'``.
+    - ``makina-states``: the original's encoding, every ``.`` of the whole name replaced by
+      ``-`` and nothing else changed; the size part only for the types the original sizes
+      (:func:`makina_sized`). ``profile_name('Dev_Host10.local', 'zfs', 'small',
+      'makina-states')`` -> ``'ms-Dev_Host10-local-small-zfs'``.
+    """
+    check_profile_name_style(style)
     ptype = parse_profile_type(profile_type)
-    parts = ["ms", encode_host_id(host_id)]
     if size:
         lxc_size(size)
+    if style == "makina-states":
+        return _makina_profile_name(host_id, ptype, size)
+    parts = ["ms", encode_host_id(host_id)]
+    if size:
         parts.append(size)
     parts.append(ptype.name)
     return "-".join(parts)
@@ -806,12 +862,17 @@ class ContainerSpec:
     def size(self):
         return lxc_size(self.profile, self.name) if self.ptype.backing in SIZED_BACKINGS else None
 
-    def settings(self, host_id) -> dict:
+    def profile_name(self, host_id, style=DEFAULT_PROFILE_NAME_STYLE) -> str:
+        """This container's profile name (see :func:`profile_name`)."""
+        if style == "normalized" and self.ptype.backing not in SIZED_BACKINGS:
+            return profile_name(host_id, self.ptype.name, None, style)
+        return profile_name(host_id, self.ptype.name, self.profile, style)
+
+    def settings(self, host_id, style=DEFAULT_PROFILE_NAME_STYLE) -> dict:
         """The per-container settings file content (the seed's ``get_settings_for_vm``)."""
-        sized = self.ptype.backing in SIZED_BACKINGS
         return {
             "name": self.name,
-            "profile": profile_name(host_id, self.ptype.name, self.profile if sized else None),
+            "profile": self.profile_name(host_id, style),
             "profile_type": self.ptype.name,
             "backing": self.ptype.backing,
             "size_profile": self.profile,
@@ -922,11 +983,13 @@ class LxcGuestManager:
 
     def __init__(self, backend, store, host_id=None, vg_name="lxc", production=True,
                  force_snapshot=False, check_mode=False, stop_timeout=30, start_timeout=30,
-                 return_passwords=False, remove_volume=False):
+                 return_passwords=False, remove_volume=False,
+                 profile_name_style=DEFAULT_PROFILE_NAME_STYLE):
         self.backend = backend
         self.store = store
         self.host_id = host_id or socket.getfqdn()
-        encode_host_id(self.host_id)
+        self.profile_name_style = check_profile_name_style(profile_name_style)
+        profile_name(self.host_id, "dir", None, self.profile_name_style)
         self.vg_name = validate_vg(vg_name)
         self.production = production
         self.force_snapshot = force_snapshot
@@ -1195,7 +1258,7 @@ class LxcGuestManager:
                 be.write_config(spec.name, after_conf)
         if not existed and not self.check_mode:
             self._prepare_rootfs(spec, actions, warnings)
-        settings = spec.settings(self.host_id)
+        settings = spec.settings(self.host_id, self.profile_name_style)
         settings["guest_setup"] = (old_settings or {}).get("guest_setup")
         state_now = "STOPPED" if not existed else before_state
         if spec.state == "started" and state_now != "RUNNING":

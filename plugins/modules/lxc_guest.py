@@ -215,6 +215,20 @@ options:
       - Id of this LXC host in profile names (see P(vman.lifecycle.lxc_profile_name#filter));
         the host's FQDN when not given. Usually C({{ inventory_hostname }}).
     type: str
+  profile_name_style:
+    description:
+      - How the C(profile) of each container's settings is spelt (see
+        P(vman.lifecycle.lxc_profile_name#filter)). V(makina-states) is the original's
+        encoding (C(.) -> C(-), case and C(_) kept; the size only in C(lvm), C(btrfs) and
+        C(zfs) clone profiles), so the names makina-states users already have are found.
+        V(normalized) lower-cases the host id and puts the size in C(lvm) and C(lvm-scratch)
+        profiles.
+      - A host id that the chosen style cannot encode is an error naming O(host_id).
+      - The profile name is a label in the settings file and the facts; it does not change
+        how the container is made (the filesystem size applies to LVM only either way).
+    type: str
+    choices: [makina-states, normalized]
+    default: makina-states
   vg_name:
     description:
       - LVM volume group of V(lvm) backings; V(lvm-scratch) creates the volume there, V(lvm)
@@ -376,6 +390,8 @@ def argument_spec():
     spec.update(
         containers={"type": "list", "elements": "dict", "required": True, "options": entry},
         host_id={"type": "str"},
+        profile_name_style={"type": "str", "choices": list(_lxc.PROFILE_NAME_STYLES),
+                            "default": _lxc.DEFAULT_PROFILE_NAME_STYLE},
         vg_name={"type": "str", "default": "lxc"},
         production={"type": "bool", "default": True},
         force_snapshot={"type": "bool", "default": False},
@@ -399,7 +415,8 @@ def main():
             host_id=p["host_id"], vg_name=p["vg_name"], production=p["production"],
             force_snapshot=p["force_snapshot"], check_mode=module.check_mode,
             stop_timeout=p["stop_timeout"], start_timeout=p["start_timeout"],
-            return_passwords=p["return_passwords"], remove_volume=p["remove_volume"])
+            return_passwords=p["return_passwords"], remove_volume=p["remove_volume"],
+            profile_name_style=p["profile_name_style"])
         results, diffs, changed = manager.converge(specs)
     except VmanError as exc:
         module.fail_json(msg=str(exc), **exc.to_result())

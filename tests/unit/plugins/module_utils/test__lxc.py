@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 
@@ -70,15 +71,61 @@ def test_parse_profile_type_rejects(bad):
     ("devhost-10.local", "lvm", "medium", "ms-devhost-10-local-medium-lvm"),
     ("Dev_Host..10.", "dir", None, "ms-dev-host-10-dir"),
 ])
-def test_profile_name_matches_seed(host, ptype, size, expected):
-    assert _lxc.profile_name(host, ptype, size) == expected
+def test_profile_name_normalized_style(host, ptype, size, expected):
+    assert _lxc.profile_name(host, ptype, size, "normalized") == expected
 
 
-def test_profile_name_rejects_unencodable_host_and_bad_size():
+def test_profile_name_normalized_rejects_unencodable_host_and_bad_size():
     with pytest.raises(ValidationError, match="host_id"):
-        _lxc.profile_name("...", "dir")
+        _lxc.profile_name("...", "dir", style="normalized")
     with pytest.raises(ValidationError, match="profile"):
-        _lxc.profile_name("h", "lvm", "huge")
+        _lxc.profile_name("h", "lvm", "huge", "normalized")
+
+
+# makina-states' own spelling: '.' -> '-' over the whole name, case and '_' kept; the size
+# only where mc_cloud_lxc.get_settings_for_vm puts it (lvm, btrfs, zfs clones).
+@pytest.mark.parametrize("host, ptype, size, expected", [
+    ("devhost10.local", "lvm", "medium", "ms-devhost10-local-medium-lvm"),
+    ("devhost10.local", "lvm-scratch", "small", "ms-devhost10-local-lvm-scratch"),
+    ("devhost10.local", "btrfs", "small", "ms-devhost10-local-small-btrfs"),
+    ("devhost10.local", "btrfs-scratch", "small", "ms-devhost10-local-btrfs-scratch"),
+    ("devhost10.local", "zfs", "xxxtrem", "ms-devhost10-local-xxxtrem-zfs"),
+    ("devhost10.local", "zfs-scratch", "large", "ms-devhost10-local-zfs-scratch"),
+    ("devhost10.local", "dir", "medium", "ms-devhost10-local-dir"),
+    ("devhost10.local", "overlayfs", "medium", "ms-devhost10-local-overlayfs"),
+    ("devhost10.local", "overlayfs-scratch", None, "ms-devhost10-local-overlayfs-scratch"),
+    ("Dev_Host10.Local", "dir-scratch", None, "ms-Dev_Host10-Local-dir-scratch"),
+    ("a..b.", "lvm", None, "ms-a--b--lvm"),
+])
+def test_profile_name_makina_states_style(host, ptype, size, expected):
+    assert _lxc.profile_name(host, ptype, size, "makina-states") == expected
+    assert _lxc.profile_name(host, ptype, size) == expected  # the default style
+
+
+@pytest.mark.parametrize("host", ["dev host", "a/b", "h\nx", "h\x00", "caf\u00e9", "x" * 260, "",
+                                  None, 12])
+def test_profile_name_makina_states_refuses_what_it_cannot_spell(host):
+    with pytest.raises(ValidationError, match="host_id") as info:
+        _lxc.profile_name(host, "dir", None, "makina-states")
+    assert "\n" not in str(info.value)
+
+
+def test_profile_name_makina_states_checks_size_and_style():
+    with pytest.raises(ValidationError, match="profile"):
+        _lxc.profile_name("h", "dir", "huge", "makina-states")  # checked even where left out
+    with pytest.raises(ValidationError, match="profile_name_style"):
+        _lxc.profile_name("h", "dir", None, "makina")
+
+
+@given(st.text(min_size=1, max_size=60))
+def test_profile_name_makina_states_output_fullmatches(host):
+    try:
+        name = _lxc.profile_name(host, "lvm", "small", "makina-states")
+    except ValidationError:
+        assert not re.fullmatch(r"[A-Za-z0-9_.-]{1,240}", host)
+        return
+    assert re.fullmatch(r"ms-[A-Za-z0-9_-]+", name) and "." not in name
+    assert name == "ms-" + host.replace(".", "-") + "-small-lvm"
 
 
 @given(st.text(min_size=1, max_size=40))
@@ -269,6 +316,45 @@ def test_build_spec_merges_defaults_and_entry_wins():
     assert _spec(profile_type="lvm", profile="small").size == "5g"
     assert _spec().settings("devhost10.local")["profile"] == "ms-devhost10-local-dir"
     assert _spec(profile_type="lvm", profile="small").settings("h")["profile"] == "ms-h-small-lvm"
+
+
+@pytest.mark.parametrize("ptype, makina, normalized", [
+    ("lvm", "ms-Dev_H10-local-small-lvm", "ms-dev-h10-local-small-lvm"),
+    ("lvm-scratch", "ms-Dev_H10-local-lvm-scratch", "ms-dev-h10-local-small-lvm-scratch"),
+    ("btrfs", "ms-Dev_H10-local-small-btrfs", "ms-dev-h10-local-btrfs"),
+    ("zfs", "ms-Dev_H10-local-small-zfs", "ms-dev-h10-local-zfs"),
+    ("zfs-scratch", "ms-Dev_H10-local-zfs-scratch", "ms-dev-h10-local-zfs-scratch"),
+    ("overlayfs", "ms-Dev_H10-local-overlayfs", "ms-dev-h10-local-overlayfs"),
+])
+def test_settings_profile_by_style_and_size_stays_lvm_only(ptype, makina, normalized):
+    spec = _spec(profile_type=ptype, profile="small")
+    assert spec.settings("Dev_H10.local")["profile"] == makina          # the default
+    assert spec.settings("Dev_H10.local", "makina-states")["profile"] == makina
+    assert spec.settings("Dev_H10.local", "normalized")["profile"] == normalized
+    # what reaches lxc-create --fssize / lxc-copy -L does not depend on the name's spelling
+    assert spec.settings("h")["size"] == ("5g" if ptype.startswith("lvm") else None)
+    assert spec.settings("h")["size_profile"] == "small"
+
+
+def test_manager_checks_profile_name_style_and_host_id(tmp_path):
+    with pytest.raises(ValidationError, match="profile_name_style"):
+        _manager(tmp_path, profile_name_style="makina")
+    backend = _lxc.LxcBackend(tmp_path / "lxc")
+    with pytest.raises(ValidationError, match="host_id"):
+        _lxc.LxcGuestManager(backend, _lxc.SettingsStore(tmp_path / "s"), host_id="my host")
+    mgr = _lxc.LxcGuestManager(backend, _lxc.SettingsStore(tmp_path / "s"), host_id="my host",
+                               profile_name_style="normalized", check_mode=True)
+    results, _diffs, _changed = mgr.converge([_spec(profile_type="dir-scratch")])
+    assert results[0]["profile"] == "ms-my-host-dir-scratch"
+
+
+def test_check_mode_reports_the_makina_states_profile(tmp_path):
+    mgr = _lxc.LxcGuestManager(_lxc.LxcBackend(tmp_path / "lxc"),
+                               _lxc.SettingsStore(tmp_path / "s"), host_id="DevHost_10.local",
+                               check_mode=True)
+    results, _diffs, _changed = mgr.converge([_spec(profile_type="dir-scratch")])
+    assert results[0]["profile"] == results[0]["settings"]["profile"] == \
+        "ms-DevHost_10-local-dir-scratch"
 
 
 @pytest.mark.parametrize("entry, field", [
