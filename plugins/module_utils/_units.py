@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import tempfile
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError, ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError, ValidationError, bad_char
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Runner, fmt_flag, fmt_positional, run
 
@@ -53,7 +54,14 @@ DEFAULTS = {
     "iscsi_logout_timeout": 40,
     "mount_timeout": 20,
     "umount_timeout": 20,
+    "prepare_timeout": 300,
 }
+#: settings that are not paths or timeouts (validated by their own functions)
+_OTHER = {"prepare_commands": ()}
+
+#: in a command given as one string: shell syntax that has no meaning without a shell
+_SHELL_CHARS = frozenset("|&;<>()$`\\*?[]{}~#!\n")
+_COMMAND_NAME_RE = re.compile(r"[A-Za-z0-9_.+-]{1,255}")
 
 
 def vm_unit(full_name: str) -> str:
@@ -86,14 +94,75 @@ def find_binary(name: str, fallback: str) -> str:
 
 def settings(**given) -> dict:
     """Merge ``given`` (None means default) over :data:`DEFAULTS` and validate every value."""
-    unknown = set(given) - set(DEFAULTS)
+    unknown = set(given) - set(DEFAULTS) - set(_OTHER)
     if unknown:
         raise ValidationError("xen_units", sorted(unknown)[0], given[sorted(unknown)[0]], "unknown setting")
     out = dict(DEFAULTS)
-    out.update({k: v for k, v in given.items() if v is not None})
+    out.update({k: v for k, v in given.items() if v is not None and k in DEFAULTS})
     for key, value in out.items():
         out[key] = check_timeout(key, value) if key.endswith("_timeout") else check_path(key, value)
+    out["prepare_commands"] = prepare_commands(given.get("prepare_commands"))
     return out
+
+
+def prepare_commands(value, field: str = "prepare_commands") -> tuple:
+    """The extra commands of ``vm_prepare.service`` as argv tuples.
+
+    The original role (``xen_vman_additional_global_prepare``) pasted each entry as a line into
+    a bash script. Here a command is a list of arguments, or one string split like a shell
+    splits words (quotes honoured); a string that needs a shell (pipes, redirections, ``$``,
+    globs, ``;`` ...) is refused: put such code into a script and give the script's path.
+    """
+    if value in (None, ""):
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ValidationError("xen_units", field, value, "must be a list of commands")
+    out = []
+    for index, command in enumerate(value):
+        fld = f"{field}[{index}]"
+        if isinstance(command, str):
+            shell = sorted(ch for ch in set(command) if ch in _SHELL_CHARS)
+            if shell:
+                raise ValidationError(
+                    "xen_units", fld, command,
+                    f"uses shell syntax ({' '.join(shell)!s}), and no shell runs it: give the "
+                    "command as a list of arguments, or put the shell code into a script "
+                    "and give the script's path")
+            try:
+                argv = shlex.split(command)
+            except ValueError as exc:
+                raise ValidationError("xen_units", fld, command, f"cannot be split: {exc}") from None
+        elif isinstance(command, (list, tuple)) and all(isinstance(a, str) for a in command):
+            argv = list(command)
+        else:
+            raise ValidationError("xen_units", fld, command,
+                                  "must be a string or a list of strings")
+        if not argv:
+            raise ValidationError("xen_units", fld, command, "is empty")
+        for pos, arg in enumerate(argv):
+            ch = bad_char(arg)
+            if ch is not None:
+                raise ValidationError("xen_units", f"{fld}[{pos}]", arg,
+                                      f"must not contain control characters (found U+{ord(ch):04X})")
+        if not (_PATH_RE.fullmatch(argv[0]) or _COMMAND_NAME_RE.fullmatch(argv[0])) \
+                or argv[0][0] in "-@+!:":
+            raise ValidationError("xen_units", f"{fld}[0]", argv[0],
+                                  "must be an absolute path or a command name "
+                                  "(letters, digits and . _ + -)")
+        out.append(tuple(argv))
+    return tuple(out)
+
+
+def exec_line(argv) -> str:
+    """``argv`` as the value of an ``Exec*=`` line that systemd splits back into ``argv``.
+
+    Each argument is double-quoted with ``\\`` and ``"`` escaped; ``%`` (specifiers) and
+    ``$`` (environment variables) are doubled, so nothing is expanded.
+    """
+    def quote(arg):
+        arg = arg.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + arg.replace("%", "%%").replace("$", "$$") + '"'
+    return " ".join([argv[0].replace("%", "%%")] + [quote(a) for a in argv[1:]])
 
 
 def stop_wait(stop_timeout: int) -> int:
@@ -199,7 +268,8 @@ def render_mount(s: dict) -> str:
 
 
 def render_prepare(s: dict) -> str:
-    """``vm_prepare.service``: point the shared initrd link at the running kernel's initrd."""
+    """``vm_prepare.service``: point the shared initrd link at the running kernel's initrd,
+    then run the extra ``prepare_commands`` (each must succeed), once per boot before any VM."""
     link = s["initrd_link"]
     return render_unit([
         ("Unit", [
@@ -211,6 +281,8 @@ def render_prepare(s: dict) -> str:
             # %v is the running kernel release; fail visibly when its initrd is missing
             ("ExecStartPre", f"/usr/bin/test -e {link}-%v"),
             ("ExecStart", f"/bin/ln -sfn {link}-%v {link}"),
+        ] + [("ExecStart", exec_line(argv)) for argv in s["prepare_commands"]] + [
+            ("TimeoutStartSec", str(s["prepare_timeout"])),
         ]),
         ("Install", [("WantedBy", "multi-user.target")]),
     ])

@@ -56,8 +56,12 @@ def nfs_root_path(base: str, org: str, name: str) -> str:
 
 
 def _ip_arg(spec) -> str:
-    """dracut/kernel ``ip=`` argument for a static address on eth0."""
+    """dracut/kernel ``ip=`` argument: a static address on eth0, or DHCP without one."""
     address = spec.primary_ip
+    if address is None:
+        # the form the original role writes for a VM without an address: every field empty
+        # but autoconf (client, server, gateway, netmask, hostname, device, "dhcp")
+        return "ip=::::::dhcp"
     prefix = spec.primary_prefixlen
     gateway = spec.gateway or ""
     if ":" in address:  # IPv6: bracketed, prefix length instead of a netmask

@@ -14,7 +14,7 @@ description:
     C(<config_path>/<org>-<name>.cfg)), C(vm_iscsi@.service) (login and logout of the VM's iSCSI
     root), C(vm_mount@.service) (mounts the VM's root at C(<mount_base>/<org>-<name>) while the
     VM is off) and C(vm_prepare.service) (points O(initrd_link) at the running kernel's initrd
-    before any VM starts), plus the helper scripts they call.
+    before any VM starts, then runs O(prepare_commands)), plus the helper scripts they call.
   - C(vm@) requires C(vm_iscsi@) of the same instance; C(vm_iscsi@) only acts when the marker
     file C(<config_path>/<org>-<name>.iscsi) exists (an environment file with
     C(VMAN_ISCSI_TARGET) and C(VMAN_ISCSI_PORTAL)), otherwise systemd skips it silently.
@@ -90,6 +90,25 @@ options:
     description: C(TimeoutStopSec) of C(vm_mount@) in seconds.
     type: int
     default: 20
+  prepare_timeout:
+    description:
+      - C(TimeoutStartSec) of C(vm_prepare.service) in seconds (the C(xen_vman) role's
+        C(xen_vman_global_preparations_timeout)).
+    type: int
+    default: 300
+  prepare_commands:
+    description:
+      - Commands C(vm_prepare.service) runs after pointing O(initrd_link), once per boot and
+        before any VM starts (the C(xen_vman) role's C(xen_vman_additional_global_prepare)).
+      - Each is a list of arguments, or one string that is split into words as a shell would
+        (quotes honoured). No shell runs them, so a string with shell syntax (C(|), C(>),
+        C(;), C($), C(*) ...) is refused; put such code into a script and give its path.
+      - The first word is an absolute path or a command name that systemd finds on its own
+        search path. Every command must succeed; a failing one stops the rest and marks
+        C(vm_prepare.service) failed (the VMs still start, C(vm@) only wants it).
+    type: list
+    elements: raw
+    default: []
   daemon_reload:
     description:
       - When a unit changed, V(auto) runs C(systemctl daemon-reload) only if systemd is PID 1
@@ -152,7 +171,7 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redac
 from ansible_collections.vman.lifecycle.plugins.module_utils import _units
 
 TIMEOUTS = ("start_timeout", "stop_timeout", "iscsi_login_timeout", "iscsi_logout_timeout",
-            "mount_timeout", "umount_timeout")
+            "mount_timeout", "umount_timeout", "prepare_timeout")
 
 
 def main():
@@ -171,6 +190,8 @@ def main():
             iscsi_logout_timeout=dict(type="int", default=40),
             mount_timeout=dict(type="int", default=20),
             umount_timeout=dict(type="int", default=20),
+            prepare_timeout=dict(type="int", default=300),
+            prepare_commands=dict(type="list", elements="raw", default=[]),
             daemon_reload=dict(type="str", default="auto", choices=["auto", "always", "never"]),
         ),
         supports_check_mode=True,
@@ -183,7 +204,7 @@ def main():
             xl_path=p["xl_path"] or _units.find_binary("xl", _units.DEFAULTS["xl_path"]),
             iscsiadm_path=p["iscsiadm_path"] or _units.find_binary(
                 "iscsiadm", _units.DEFAULTS["iscsiadm_path"]),
-            **{k: p[k] for k in TIMEOUTS})
+            prepare_commands=p["prepare_commands"], **{k: p[k] for k in TIMEOUTS})
         installer = _units.UnitInstaller(settings, p["unit_path"], check_mode=module.check_mode,
                                          daemon_reload=p["daemon_reload"])
         result, diffs = installer.apply()

@@ -91,6 +91,7 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStartPre=/usr/bin/test -e /etc/xen/initrd.img-%v
 ExecStart=/bin/ln -sfn /etc/xen/initrd.img-%v /etc/xen/initrd.img
+TimeoutStartSec=300
 
 [Install]
 WantedBy=multi-user.target
@@ -151,6 +152,40 @@ def test_each_option_reaches_its_line(option, value, render, line):
     assert line not in default.splitlines()
 
 
+def test_prepare_commands_and_timeout():
+    s = _units.settings(prepare_timeout=60, prepare_commands=[
+        "modprobe xen-netback", ["/usr/sbin/sysctl", "-w", "net.ipv4.ip_forward=1"],
+        "/usr/local/bin/tune 'a b' \"100%\"", ["/bin/echo", 'say "$HOME"\\']])
+    lines = _units.render_prepare(s).splitlines()
+    execs = [line for line in lines if line.startswith("ExecStart=")]
+    assert execs[1:] == [
+        'ExecStart=modprobe "xen-netback"',
+        'ExecStart=/usr/sbin/sysctl "-w" "net.ipv4.ip_forward=1"',
+        'ExecStart=/usr/local/bin/tune "a b" "100%%"',
+        'ExecStart=/bin/echo "say \\"$$HOME\\"\\\\"',
+    ]
+    assert "TimeoutStartSec=60" in lines
+
+
+@pytest.mark.parametrize("command, field", [
+    ("echo 1 > /proc/sys/net/ipv4/ip_forward", "prepare_commands[0]"),
+    ("modprobe a; modprobe b", "prepare_commands[0]"),
+    ("echo $(uname -r)", "prepare_commands[0]"),
+    ("rm /tmp/*", "prepare_commands[0]"),
+    ("", "prepare_commands[0]"),
+    ([], "prepare_commands[0]"),
+    (["-/bin/true"], "prepare_commands[0][0]"),
+    (["bin/true"], "prepare_commands[0][0]"),
+    (["/bin/echo", "a\nExecStart=/bin/reboot"], "prepare_commands[0][1]"),
+    ("'unclosed", "prepare_commands[0]"),
+    ({"cmd": "x"}, "prepare_commands[0]"),
+])
+def test_prepare_commands_refused(command, field):
+    with pytest.raises(ValidationError) as info:
+        _units.settings(prepare_commands=[command])
+    assert info.value.field == field
+
+
 def _after(text):
     return {u for line in text.splitlines() if line.startswith(("After=", "Before="))
             for u in line.split("=", 1)[1].split()}
@@ -205,7 +240,8 @@ def test_marker_and_root_env_files():
     {},
     {"start_timeout": 1, "stop_timeout": 3600, "iscsi_login_timeout": 5, "iscsi_logout_timeout": 6,
      "mount_timeout": 7, "umount_timeout": 8, "config_path": "/srv/xen", "mount_base": "/srv/m",
-     "initrd_link": "/boot/xen-initrd", "helper_path": "/opt/vman"},
+     "initrd_link": "/boot/xen-initrd", "helper_path": "/opt/vman", "prepare_timeout": 9,
+     "prepare_commands": ["/bin/true 'a b' 100%", ["/bin/echo", 'say "$HOME"\\']]},
 ])
 def test_every_rendered_unit_passes_verify(fake_xl, given):
     s = _units.settings(xl_path=fake_xl, **given)

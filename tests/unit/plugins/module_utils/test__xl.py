@@ -177,6 +177,22 @@ def test_additional_options_override_and_extend():
     assert (out["on_crash"], out["maxmem"], out["usbdevice"]) == ("preserve", 8192, ["tablet"])
 
 
+def test_option_with_quotes_rendered_once():
+    spec = _spec.normalize({"org": "o", "name": "n", "os": {"type": "debian", "version": "12"},
+                            "interfaces": [{"ip": "10.0.0.1"}]},
+                           dict(DEFAULTS, additonal_xen_options={"on_crash": '"preserve"',
+                                                                 "usbdevice": '["tablet"]'}))
+    text = _xl.render(spec, created="x")
+    assert 'on_crash = "preserve"\n' in text and '""' not in text
+    assert _xl.parse(text)["usbdevice"] == ["tablet"]
+
+
+def test_nfs_root_without_address_asks_dhcp():
+    out = cfg(interfaces=[{"mac": "00:16:3e:00:00:01"}])
+    assert "ip=::::::dhcp" in out["cmdline"].split()
+    assert out["cmdline"].startswith("root=/dev/nfs nfsroot=10.0.0.2:/srv/nfs/stuvus/web01-root ")
+
+
 def test_header_records_and_keeps_date():
     spec = _spec.normalize({"org": "o", "name": "n", "os": {"type": "debian", "version": "12"},
                             "interfaces": [{"ip": "10.0.0.1"}], "auto_boot": False}, DEFAULTS)
