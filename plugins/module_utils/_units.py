@@ -31,6 +31,9 @@ MOUNT_UNIT = "vm_mount@.service"
 PREPARE_UNIT = "vm_prepare.service"
 STOP_HELPER = "vm-stop"
 ISCSI_HELPER = "vm-iscsi"
+MOUNT_HELPER = "vm-mount"
+#: filesystem types vm_mount@ mounts from a server, not from a block device
+NETWORK_FSTYPES = ("nfs", "nfs4")
 # iscsiadm: 15 = session exists (already logged in), 21 = no session/record (already out)
 ISCSI_LOGIN_OK = (15,)
 ISCSI_LOGOUT_OK = (21,)
@@ -39,7 +42,7 @@ DESTROY_WAIT = 30
 
 # Paths go into unit files and argv verbatim: no spaces, no "%" specifiers, no quotes.
 _PATH_RE = re.compile(r"/[A-Za-z0-9._+/-]*")
-_ENV_VALUE_RE = re.compile(r"[A-Za-z0-9._:/@,+=-]+")
+_ENV_VALUE_RE = re.compile(r"[A-Za-z0-9._:/@,+=\[\]-]+")
 
 DEFAULTS = {
     "config_path": "/etc/xen/vms",
@@ -241,8 +244,18 @@ def render_iscsi(s: dict) -> str:
     ])
 
 
+def mount_start_timeout(s: dict) -> int:
+    """``TimeoutStartSec`` of ``vm_mount@``: the wait for an iSCSI device, then the mount."""
+    return s["iscsi_login_timeout"] + s["mount_timeout"]
+
+
 def render_mount(s: dict) -> str:
-    """``vm_mount@.service``: the VM's root mounted at ``<mount_base>/%i`` while the VM is off."""
+    """``vm_mount@.service``: the VM's root mounted at ``<mount_base>/%i`` while the VM is off.
+
+    NFS roots and iSCSI roots alike (``<org>-<name>.root`` names source and type); a block
+    device is first waited for, up to ``iscsi_login_timeout`` seconds (udev creates the
+    by-path link a moment after the login returns).
+    """
     target = f"{s['mount_base']}/%i"
     return render_unit([
         ("Unit", [
@@ -257,11 +270,12 @@ def render_mount(s: dict) -> str:
             ("RemainAfterExit", "yes"),
             ("EnvironmentFile", f"{s['config_path']}/%i.root"),
             ("ExecStartPre", f"/bin/mkdir -p {target}"),
-            ("ExecStart", f"/bin/mount -t ${{VMAN_ROOT_FSTYPE}} ${{VMAN_ROOT_SOURCE}} {target}"),
+            ("ExecStart", f"{_helper(s, MOUNT_HELPER)} /bin/mount ${{VMAN_ROOT_FSTYPE}} "
+                          f"${{VMAN_ROOT_SOURCE}} {target} {s['iscsi_login_timeout']}"),
             ("ExecStop", f"/bin/umount {target}"),
             # "-": a mount point someone still uses stays, the unit still stops
             ("ExecStopPost", f"-/bin/rmdir {target}"),
-            ("TimeoutStartSec", str(s["mount_timeout"])),
+            ("TimeoutStartSec", str(mount_start_timeout(s))),
             ("TimeoutStopSec", str(s["umount_timeout"])),
         ]),
     ])
@@ -376,6 +390,41 @@ esac
 """
 
 
+def render_mount_helper() -> str:
+    """``vm-mount MOUNT FSTYPE SOURCE TARGET WAIT``: wait for a block device, then mount it."""
+    network = " | ".join(NETWORK_FSTYPES)
+    return f"""#!/bin/sh
+# Managed by vman.lifecycle.xen_units; local changes are overwritten.
+# vm-mount MOUNT FSTYPE SOURCE TARGET WAIT: mount SOURCE at TARGET; a block device SOURCE
+# (an iSCSI LUN's by-path link) is waited for up to WAIT seconds first.
+set -u
+if [ "$#" -ne 5 ]; then
+    echo "usage: vm-mount MOUNT FSTYPE SOURCE TARGET WAIT" >&2
+    exit 2
+fi
+mount=$1
+fstype=$2
+source=$3
+target=$4
+wait=$5
+case "$fstype" in
+    {network})
+        ;;
+    *)
+        deadline=$(( $(date +%s) + wait ))
+        while [ ! -b "$source" ]; do
+            if [ "$(date +%s)" -ge "$deadline" ]; then
+                echo "vm-mount: no block device $source after $wait s (iSCSI login?)" >&2
+                exit 1
+            fi
+            sleep 1
+        done
+        ;;
+esac
+exec "$mount" -t "$fstype" "$source" "$target"
+"""
+
+
 def _env_value(field, value):
     if not isinstance(value, str) or not _ENV_VALUE_RE.fullmatch(value):
         raise ValidationError("xen_units", field, value,
@@ -404,6 +453,7 @@ def render_all(s: dict) -> dict:
         ("unit", PREPARE_UNIT): (render_prepare(s), 0o644),
         ("helper", STOP_HELPER): (render_stop_helper(), 0o755),
         ("helper", ISCSI_HELPER): (render_iscsi_helper(), 0o755),
+        ("helper", MOUNT_HELPER): (render_mount_helper(), 0o755),
     }
 
 

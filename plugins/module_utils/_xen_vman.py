@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from ansible_collections.vman.lifecycle.plugins.module_utils import _iscsi, _rootfs, _spec, _units
+from ansible_collections.vman.lifecycle.plugins.module_utils import _iscsi, _rootfs, _spec, _units, _xl
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_name
 
@@ -134,8 +134,9 @@ def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mn
     - ``iscsi_vms``: iSCSI-root VMs (all, for ``iscsi_root``); ``mount``: install VMs whose
       root ``vm_mount@`` has to mount; ``stop``: reinstalled VMs (stopped before the wipe);
     - ``start_vms``: installed VMs with ``boot_after_creation`` (started at the end);
-    - ``markers``: ``{name, content}`` of the per-VM files of an iSCSI root that ``vm_iscsi@``
-      and ``vm_mount@`` read (``<org>-<name>.iscsi``, ``<org>-<name>.root``);
+    - ``markers``: ``{name, content}`` of the per-VM files that ``vm_iscsi@`` and ``vm_mount@``
+      read (``<org>-<name>.iscsi`` of an iSCSI root, ``<org>-<name>.root`` of an iSCSI or an
+      NFS root);
     - ``packages``: Debian packages the host needs.
 
     ``existing_configs`` are paths (or ``find`` results with ``path``) of the xl.cfg and
@@ -159,6 +160,8 @@ def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mn
         if iscsi and spec.state != "absent":
             out["iscsi_vms"].append(domain_vm)
             out["markers"].extend(iscsi_markers(spec))
+        elif spec.state != "absent":
+            out["markers"].extend(nfs_markers(spec))
         installs = spec.state != "absent" and (spec.reinstall or (is_new and spec.auto_install))
         if installs:
             if domain_vm.get("state") == "running":
@@ -215,6 +218,15 @@ def iscsi_markers(spec) -> list:
         {"name": f"{spec.full_name}.iscsi", "content": _units.render_iscsi_marker(target, portal)},
         {"name": f"{spec.full_name}.root", "content": _units.render_root_env(device, spec.filesystem)},
     ]
+
+
+def nfs_markers(spec) -> list:
+    """The ``<org>-<name>.root`` file of an NFS root: ``vm_mount@`` mounts the export (the
+    original role's ``vm_mount@`` mounted NFS roots too). None for other roots."""
+    if spec.storage_type != "nfs" or spec.manual_root_disk or not spec.nfsroot_base:
+        return []
+    source = _xl.nfs_root_path(spec.nfsroot_base, spec.org, spec.name)
+    return [{"name": f"{spec.full_name}.root", "content": _units.render_root_env(source, "nfs")}]
 
 
 def lifecycle_mac(domain: str) -> str:

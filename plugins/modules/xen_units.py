@@ -19,7 +19,9 @@ description:
     file C(<config_path>/<org>-<name>.iscsi) exists (an environment file with
     C(VMAN_ISCSI_TARGET) and C(VMAN_ISCSI_PORTAL)), otherwise systemd skips it silently.
     C(vm_mount@) reads C(VMAN_ROOT_SOURCE) and C(VMAN_ROOT_FSTYPE) from
-    C(<config_path>/<org>-<name>.root) and conflicts with C(vm@).
+    C(<config_path>/<org>-<name>.root) (an iSCSI LUN's device or an NFS export) and conflicts
+    with C(vm@); a block device is waited for up to O(iscsi_login_timeout) seconds before it is
+    mounted (helper C(vm-mount)).
   - C(ExecStop) of C(vm@) shuts the domain down and returns only once C(xl domid) no longer
     finds it; when the shutdown does not finish in time the domain is destroyed.
   - Every unit text is checked with C(systemd-analyze verify) before anything is written; when
@@ -42,7 +44,7 @@ options:
     type: path
     default: /etc/systemd/system
   helper_path:
-    description: Directory of the helper scripts C(vm-stop) and C(vm-iscsi) the units call.
+    description: Directory of the helper scripts C(vm-stop), C(vm-iscsi) and C(vm-mount) the units call.
     type: path
     default: /usr/local/libexec/vman
   vm_config_path:
@@ -83,7 +85,9 @@ options:
     type: int
     default: 40
   mount_timeout:
-    description: C(TimeoutStartSec) of C(vm_mount@) in seconds.
+    description:
+      - Seconds C(vm_mount@) may take to mount; its C(TimeoutStartSec) is this plus
+        O(iscsi_login_timeout) (the wait for an iSCSI root's device comes first).
     type: int
     default: 20
   umount_timeout:

@@ -74,10 +74,11 @@ Type=oneshot
 RemainAfterExit=yes
 EnvironmentFile=/etc/xen/vms/%i.root
 ExecStartPre=/bin/mkdir -p /mnt/vms/%i
-ExecStart=/bin/mount -t ${VMAN_ROOT_FSTYPE} ${VMAN_ROOT_SOURCE} /mnt/vms/%i
+ExecStart=/usr/local/libexec/vman/vm-mount /bin/mount ${VMAN_ROOT_FSTYPE} ${VMAN_ROOT_SOURCE} \
+/mnt/vms/%i 40
 ExecStop=/bin/umount /mnt/vms/%i
 ExecStopPost=-/bin/rmdir /mnt/vms/%i
-TimeoutStartSec=20
+TimeoutStartSec=60
 TimeoutStopSec=20
 """
 
@@ -128,7 +129,7 @@ def test_default_texts_are_exact():
      "ExecStop=/usr/local/libexec/vman/vm-stop /usr/sbin/xl %i 565"),
     ("iscsi_login_timeout", 90, _units.render_iscsi, "TimeoutStartSec=90"),
     ("iscsi_logout_timeout", 91, _units.render_iscsi, "TimeoutStopSec=91"),
-    ("mount_timeout", 33, _units.render_mount, "TimeoutStartSec=33"),
+    ("mount_timeout", 33, _units.render_mount, "TimeoutStartSec=73"),
     ("umount_timeout", 34, _units.render_mount, "TimeoutStopSec=34"),
     ("config_path", "/srv/xen/cfg", _units.render_vm, "ExecStart=/usr/sbin/xl create /srv/xen/cfg/%i.cfg"),
     ("config_path", "/srv/xen/cfg", _units.render_vm, "ConditionPathExists=/srv/xen/cfg/%i.cfg"),
@@ -346,9 +347,52 @@ exit 0
         assert calls == [node]
 
 
+def _fake_mount(tmp_path):
+    log = tmp_path / "mount.log"
+    return _executable(tmp_path / "mount", f'#!/bin/sh\necho "$*" >> {log}\nexit 0\n'), log
+
+
+def test_mount_helper_mounts_nfs_without_waiting(tmp_path):
+    mount, log = _fake_mount(tmp_path)
+    proc = _run_helper(tmp_path, _units.render_mount_helper(),
+                       [mount, "nfs", "10.0.0.2:/srv/nfs/acme/web1-root", "/mnt/vms/acme-web1", "0"])
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_text() == "-t nfs 10.0.0.2:/srv/nfs/acme/web1-root /mnt/vms/acme-web1\n"
+
+
+def test_mount_helper_waits_for_the_block_device_then_gives_up(tmp_path):
+    mount, log = _fake_mount(tmp_path)
+    missing = str(tmp_path / "ip-10.0.0.3:3260-iscsi-iqn.x:acme-web1-lun-0")
+    proc = _run_helper(tmp_path, _units.render_mount_helper(),
+                       [mount, "ext4", missing, "/mnt/vms/acme-web1", "2"])
+    assert proc.returncode == 1 and f"no block device {missing} after 2 s" in proc.stderr
+    assert not log.exists()
+
+
+def test_mount_helper_mounts_a_block_device_that_is_there(tmp_path):
+    mount, log = _fake_mount(tmp_path)
+    device = next(p for p in ("/dev/loop0", "/dev/ram0", "/dev/sda", "/dev/vda")
+                  if stat.S_ISBLK(os.stat(p).st_mode)) if any(
+        os.path.exists(p) for p in ("/dev/loop0", "/dev/ram0", "/dev/sda", "/dev/vda")) else None
+    if device is None:
+        pytest.skip("no block device on this machine")
+    proc = _run_helper(tmp_path, _units.render_mount_helper(),
+                       [mount, "ext4", device, "/mnt/vms/acme-web1", "5"])
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_text() == f"-t ext4 {device} /mnt/vms/acme-web1\n"
+
+
+def test_mount_waits_up_to_the_login_timeout():
+    s = _units.settings(iscsi_login_timeout=90, mount_timeout=15)
+    lines = _units.render_mount(s).splitlines()
+    assert "TimeoutStartSec=105" in lines
+    assert any(line.startswith("ExecStart=") and line.endswith(" /mnt/vms/%i 90") for line in lines)
+
+
 def test_helpers_are_valid_sh():
     _units.check_shell({"vm-stop": _units.render_stop_helper(),
-                        "vm-iscsi": _units.render_iscsi_helper()})
+                        "vm-iscsi": _units.render_iscsi_helper(),
+                        "vm-mount": _units.render_mount_helper()})
     with pytest.raises(CommandError):
         _units.check_shell({"broken": "if then fi\n"})
 
@@ -380,8 +424,8 @@ def test_installer_writes_once_then_nothing(tmp_path, fake_xl):
     assert [f["path"] for f in first["files"]] == [
         str(tmp_path / "units" / n) for n in ("vm@.service", "vm_iscsi@.service",
                                               "vm_mount@.service", "vm_prepare.service")] + [
-        str(tmp_path / "libexec" / n) for n in ("vm-stop", "vm-iscsi")]
-    assert len(diffs) == 6 and all(d["before_header"] == "(absent)" for d in diffs)
+        str(tmp_path / "libexec" / n) for n in ("vm-stop", "vm-iscsi", "vm-mount")]
+    assert len(diffs) == 7 and all(d["before_header"] == "(absent)" for d in diffs)
     assert stat.S_IMODE(os.stat(tmp_path / "libexec" / "vm-stop").st_mode) == 0o755
     assert stat.S_IMODE(os.stat(tmp_path / "units" / "vm@.service").st_mode) == 0o644
     second, diffs = inst.apply()
@@ -396,7 +440,7 @@ def test_installer_rewrites_only_the_changed_unit(tmp_path, fake_xl):
     result, diffs = inst.apply()
     assert [f["path"] for f in result["files"] if f["changed"]] == [
         str(tmp_path / "units" / "vm_mount@.service")]
-    assert "TimeoutStartSec=99" in diffs[0]["after"] and "TimeoutStartSec=20" in diffs[0]["before"]
+    assert "TimeoutStartSec=139" in diffs[0]["after"] and "TimeoutStartSec=60" in diffs[0]["before"]
     assert ctl.reloads == 1
 
 
@@ -414,7 +458,7 @@ def test_installer_repairs_a_helper_mode_without_reload(tmp_path, fake_xl):
 def test_installer_check_mode_writes_nothing(tmp_path, fake_xl):
     inst, ctl = _installer(tmp_path, fake_xl, check_mode=True, booted=True)
     result, diffs = inst.apply()
-    assert result["changed"] is True and result["daemon_reloaded"] is True and len(diffs) == 6
+    assert result["changed"] is True and result["daemon_reloaded"] is True and len(diffs) == 7
     assert not (tmp_path / "units").exists() and not (tmp_path / "libexec").exists()
     assert ctl.reloads == 0
 

@@ -76,10 +76,15 @@ def test_plan_new_vms_install_and_start():
     assert plan["install_vms"][2]["root_path"] == "/mnt/vms/t-disk"
     assert plan["mount"] == ["t-disk"]
     assert [v["name"] for v in plan["iscsi_vms"]] == ["disk"]
-    assert [m["name"] for m in plan["markers"]] == ["t-disk.iscsi", "t-disk.root"]
+    markers = {m["name"]: m["content"] for m in plan["markers"]}
+    # every root vm_mount@ can mount has its .root file (NFS too); the absent VM none
+    assert sorted(markers) == ["t-again.root", "t-disk.iscsi", "t-disk.root", "t-manual.root",
+                               "t-new.root", "t-old.root"]
+    assert markers["t-old.root"] == ("VMAN_ROOT_SOURCE=10.200.0.1:/srv/nfs/t/old-root\n"
+                                     "VMAN_ROOT_FSTYPE=nfs\n")
     assert "VMAN_ISCSI_TARGET=iqn.2026-01.test.vman:t-disk\nVMAN_ISCSI_PORTAL=10.200.0.1:3260\n" == \
-        plan["markers"][0]["content"]
-    assert plan["markers"][1]["content"].startswith(
+        markers["t-disk.iscsi"]
+    assert markers["t-disk.root"].startswith(
         "VMAN_ROOT_SOURCE=/dev/disk/by-path/ip-10.200.0.1:3260-iscsi-iqn.2026-01.test.vman:t-disk-lun-0\n")
     assert plan["packages"] == ["debootstrap", "python3-netaddr", "dracut", "dracut-network", "open-iscsi"]
 
