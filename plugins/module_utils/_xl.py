@@ -302,10 +302,24 @@ def parse(text: str) -> dict:
     return out
 
 
+#: the original xen_vman role's header line with the VM's first install date
+_LEGACY_CREATED_RE = re.compile(r"^#\s*created at:\s*([0-9][0-9A-Za-z:.+ -]{3,40}?)\s*$")
+
+
 def parse_header(text: str) -> dict:
-    """The ``# key: value`` lines of our header (empty when the file is not ours)."""
+    """The ``# key: value`` lines of our header.
+
+    A file written by the original ``xen_vman`` role gives only ``created`` (its
+    ``# created at:`` line), so taking a VM over keeps its install date; any other file: ``{}``.
+    """
     lines = text.splitlines()
     if not lines or lines[0].strip() != HEADER_MARK:
+        for line in lines:
+            if not line.startswith("#"):
+                break                       # the original's header is the leading comment
+            match = _LEGACY_CREATED_RE.match(line)
+            if match:
+                return {"created": match.group(1)}
         return {}
     out = {}
     for line in lines[1:]:

@@ -361,3 +361,14 @@ def test_fake_xl_shutdown_destroys_after_deadline():
 def test_manual_root_disk_cmdline_points_at_first_disk():
     out = cfg(manual_root_disk=True, interfaces=[{}], disks=["phy:/dev/vg/r,xvda,w"])
     assert out["cmdline"] == "root=/dev/xvda"
+
+
+def test_header_of_the_original_role_gives_its_install_date():
+    original = ("#" * 80 + "\n# Ansible managed\n" + "#" * 80 + "\n# web01 @stuvus\n# \n"
+                "#" + "-" * 79 + "\n# initial OS:   debian 12\n#\n"
+                "# created at:   2019-05-04T10:11:12Z\n# auto boot:    True\n"
+                "# storage type: nfs\n" + "#" * 80 + "\n\nname = \"stuvus-web01\"\n")
+    assert _xl.parse_header(original) == {"created": "2019-05-04T10:11:12Z"}
+    # only in the leading comment, and only a date
+    assert _xl.parse_header('name = "x"\n# created at:   2019-05-04T10:11:12Z\n') == {}
+    assert _xl.parse_header("# created at:   $(reboot)\n") == {}
