@@ -132,8 +132,8 @@ def config_items(spec) -> dict:
     if disks:
         items["disk"] = disks
     if spec.builder == "hvm" and spec.spice:
+        # no vga: xl's default adapter, as with the original role (qxl wants a guest driver)
         items.update({
-            "vga": "qxl",
             "spice": 1,
             "spicehost": spec.spicehost,
             "spiceport": spec.spiceport,
@@ -149,9 +149,8 @@ def config_items(spec) -> dict:
             "spice_clipboard_sharing": int(spec.share_clipboard),
             "spiceusbredirection": spec.max_usb_redirections,
         })
-    items["on_poweroff"] = "destroy"
-    items["on_reboot"] = "restart"
-    items["on_crash"] = "restart"
+    # on_poweroff/on_reboot/on_crash: xl's defaults (destroy, restart, destroy), as with the
+    # original role; additional_xen_options set them
     for key, value in spec.additional_xen_options:
         items[key] = list(value) if isinstance(value, tuple) else value
     return items

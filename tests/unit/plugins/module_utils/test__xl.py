@@ -372,3 +372,10 @@ def test_header_of_the_original_role_gives_its_install_date():
     # only in the leading comment, and only a date
     assert _xl.parse_header('name = "x"\n# created at:   2019-05-04T10:11:12Z\n') == {}
     assert _xl.parse_header("# created at:   $(reboot)\n") == {}
+
+
+def test_xl_defaults_left_alone_as_in_the_original():
+    """No on_poweroff/on_reboot/on_crash and no vga: xl's defaults, as the original wrote."""
+    for out in (cfg(), cfg(builder="hvm", spice=True, spicepasswd="s3cret")):
+        assert not {"on_poweroff", "on_reboot", "on_crash", "vga"} & set(out)
+    assert cfg(additional_xen_options={"on_crash": '"restart"'})["on_crash"] == "restart"
