@@ -139,6 +139,8 @@ def config_items(spec) -> dict:
             "spiceport": spec.spiceport,
         })
         if spec.spicepasswd:
+            # as the original writes it: tickets (the password) required, said explicitly
+            items["spicedisable_ticketing"] = 0
             items["spicepasswd"] = spec.spicepasswd
         else:
             items["spicedisable_ticketing"] = 1
