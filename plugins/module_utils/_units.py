@@ -32,8 +32,6 @@ PREPARE_UNIT = "vm_prepare.service"
 STOP_HELPER = "vm-stop"
 ISCSI_HELPER = "vm-iscsi"
 MOUNT_HELPER = "vm-mount"
-#: filesystem types vm_mount@ mounts from a server, not from a block device
-NETWORK_FSTYPES = ("nfs", "nfs4")
 # iscsiadm: 15 = session exists (already logged in), 21 = no session/record (already out)
 ISCSI_LOGIN_OK = (15,)
 ISCSI_LOGOUT_OK = (21,)
@@ -252,8 +250,8 @@ def mount_start_timeout(s: dict) -> int:
 def render_mount(s: dict) -> str:
     """``vm_mount@.service``: the VM's root mounted at ``<mount_base>/%i`` while the VM is off.
 
-    NFS roots and iSCSI roots alike (``<org>-<name>.root`` names source and type); a block
-    device is first waited for, up to ``iscsi_login_timeout`` seconds (udev creates the
+    NFS roots and iSCSI roots alike (``<org>-<name>.root`` names source and type); a device
+    under ``/dev`` is first waited for, up to ``iscsi_login_timeout`` seconds (udev creates the
     by-path link a moment after the login returns).
     """
     target = f"{s['mount_base']}/%i"
@@ -391,12 +389,12 @@ esac
 
 
 def render_mount_helper() -> str:
-    """``vm-mount MOUNT FSTYPE SOURCE TARGET WAIT``: wait for a block device, then mount it."""
-    network = " | ".join(NETWORK_FSTYPES)
-    return f"""#!/bin/sh
+    """``vm-mount MOUNT FSTYPE SOURCE TARGET WAIT``: wait for a device, then mount it."""
+    return """#!/bin/sh
 # Managed by vman.lifecycle.xen_units; local changes are overwritten.
-# vm-mount MOUNT FSTYPE SOURCE TARGET WAIT: mount SOURCE at TARGET; a block device SOURCE
-# (an iSCSI LUN's by-path link) is waited for up to WAIT seconds first.
+# vm-mount MOUNT FSTYPE SOURCE TARGET WAIT: mount SOURCE at TARGET. A SOURCE under /dev (an
+# iSCSI LUN's by-path link, which udev makes a moment after the login) is waited for up to
+# WAIT seconds first; any other source (an NFS export, tmpfs) is mounted at once.
 set -u
 if [ "$#" -ne 5 ]; then
     echo "usage: vm-mount MOUNT FSTYPE SOURCE TARGET WAIT" >&2
@@ -407,10 +405,8 @@ fstype=$2
 source=$3
 target=$4
 wait=$5
-case "$fstype" in
-    {network})
-        ;;
-    *)
+case "$source" in
+    /dev/*)
         deadline=$(( $(date +%s) + wait ))
         while [ ! -b "$source" ]; do
             if [ "$(date +%s)" -ge "$deadline" ]; then

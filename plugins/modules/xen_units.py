@@ -20,7 +20,7 @@ description:
     C(VMAN_ISCSI_TARGET) and C(VMAN_ISCSI_PORTAL)), otherwise systemd skips it silently.
     C(vm_mount@) reads C(VMAN_ROOT_SOURCE) and C(VMAN_ROOT_FSTYPE) from
     C(<config_path>/<org>-<name>.root) (an iSCSI LUN's device or an NFS export) and conflicts
-    with C(vm@); a block device is waited for up to O(iscsi_login_timeout) seconds before it is
+    with C(vm@); a device under C(/dev) is waited for up to O(iscsi_login_timeout) seconds before it is
     mounted (helper C(vm-mount)).
   - C(ExecStop) of C(vm@) shuts the domain down and returns only once C(xl domid) no longer
     finds it; when the shutdown does not finish in time the domain is destroyed.

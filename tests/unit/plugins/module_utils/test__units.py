@@ -362,11 +362,21 @@ def test_mount_helper_mounts_nfs_without_waiting(tmp_path):
 
 def test_mount_helper_waits_for_the_block_device_then_gives_up(tmp_path):
     mount, log = _fake_mount(tmp_path)
-    missing = str(tmp_path / "ip-10.0.0.3:3260-iscsi-iqn.x:acme-web1-lun-0")
+    missing = "/dev/disk/by-path/ip-10.0.0.3:3260-iscsi-iqn.2024-01.org.example.vman-test:acme-web1-lun-0"
+    assert not os.path.exists(missing)
     proc = _run_helper(tmp_path, _units.render_mount_helper(),
                        [mount, "ext4", missing, "/mnt/vms/acme-web1", "2"])
     assert proc.returncode == 1 and f"no block device {missing} after 2 s" in proc.stderr
     assert not log.exists()
+
+
+def test_mount_helper_mounts_a_source_outside_dev_at_once(tmp_path):
+    """tmpfs (the Xen testbed's stand-in root) or anything not under /dev: no wait."""
+    mount, log = _fake_mount(tmp_path)
+    proc = _run_helper(tmp_path, _units.render_mount_helper(),
+                       [mount, "tmpfs", "tmpfs", "/mnt/vms/acme-web1", "30"], timeout=10)
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_text() == "-t tmpfs tmpfs /mnt/vms/acme-web1\n"
 
 
 def test_mount_helper_mounts_a_block_device_that_is_there(tmp_path):
