@@ -17,7 +17,7 @@ description:
     to stop before a reinstall and to start afterwards, and the Debian packages the host needs.
 author:
   - vman.lifecycle contributors (@vman-lifecycle)
-positional: role_vars, configs, lazy_results, mount_base, build_initrds
+positional: role_vars, configs, lazy_results, mount_base, build_initrds, legacy_found, config_path
 options:
   _input:
     description: The VM list (C(xen_vman_vms)).
@@ -50,6 +50,18 @@ options:
     description: Whether the host builds initrds (adds dracut to the packages).
     type: bool
     default: true
+  legacy_found:
+    description:
+      - What the original C(xen_vman) role left on the host, as C(find) results (the entries of
+        C(<config_path>/.iscsi/)) and C(stat) loop results (its preparation unit and script,
+        C(mount_vm.sh), the C(.iscsi) directory). Planned into C(legacy), see RETURN.
+    type: list
+    elements: raw
+    default: []
+  config_path:
+    description: The directory of the xl configurations (C(xen_vman_vm_config_path)).
+    type: str
+    default: /etc/xen/vms
 """
 
 EXAMPLES = r"""
@@ -62,7 +74,10 @@ RETURN = r"""
 _value:
   description: >-
     A dict with C(defaults), C(domain_vms), C(new), C(install_vms), C(iscsi_vms), C(mount),
-    C(stop), C(start_vms), C(packages) and C(xl_conf) (lineinfile items for C(/etc/xen/xl.conf)).
+    C(stop), C(start_vms), C(packages), C(xl_conf) (lineinfile items for C(/etc/xen/xl.conf))
+    and C(legacy) (C(disable), the units of the original role to disable; C(remove), its files
+    to remove; C(markers), this role's marker files for VMs the original marked as iSCSI
+    that are not in the VM list, also added to C(markers)).
   type: dict
 """
 
@@ -73,12 +88,15 @@ from ansible_collections.vman.lifecycle.plugins.module_utils import _xen_vman
 
 
 def xen_vman_plan(vms, role_vars, configs=None, lazy_results=None, mount_base="/mnt/vms",
-                  build_initrds=True):
-    """The role's plan (see :func:`_xen_vman.plan`), with its ``defaults``."""
+                  build_initrds=True, legacy_found=None, config_path="/etc/xen/vms"):
+    """The role's plan (see :func:`_xen_vman.plan` and :func:`_xen_vman.legacy_plan`)."""
     try:
         defaults = _xen_vman.role_defaults(role_vars or {})
         out = _xen_vman.plan(vms, defaults, configs or [], _xen_vman.lazy_bridges(lazy_results),
                              mount_base, bool(build_initrds))
+        out["legacy"] = _xen_vman.legacy_plan(vms, defaults, config_path, configs or [],
+                                              legacy_found or [])
+        out["markers"] = out["markers"] + out["legacy"]["markers"]
         out["defaults"] = defaults
         out["xl_conf"] = _xen_vman.xl_conf_lines(role_vars or {})
     except VmanError as exc:

@@ -183,11 +183,12 @@ def render_interfaces(spec) -> str:
     nfs = spec.storage_type == "nfs" and not spec.manual_root_disk
     lines = [_header().rstrip("\n"), "", "source-directory /etc/network/interfaces.d", "",
              "auto lo", "iface lo inet loopback", ""]
-    if address is None:
-        lines += ["auto eth0", "iface eth0 inet dhcp"]
-    elif nfs:
+    if nfs:
+        # static or DHCP alike: the initrd brought eth0 up (ip= on the kernel command line)
         lines += ["# eth0 carries the NFS root: configured by the initrd, never taken down",
                   "iface eth0 inet manual"]
+    elif address is None:
+        lines += ["auto eth0", "iface eth0 inet dhcp"]
     else:
         family = "inet6" if ":" in address else "inet"
         lines += ["auto eth0", f"iface eth0 {family} static", f"    address {address}/{prefix}"]

@@ -172,22 +172,21 @@ class VmSpec:
 
     @property
     def primary_ip(self) -> str | None:
-        """The VM's static address: ``connection_ip`` or the first interface's IP."""
+        """The VM's static address: ``connection_ip`` or the first interface's IP (else None:
+        DHCP)."""
         if self.connection_ip:
             return self.connection_ip
-        for iface in self.interfaces:
-            if iface.ip:
-                return iface.ip
-        return None
+        # the first interface only, as the original role: it is eth0, and an address of eth1
+        # on eth0 would be wrong (no address there: an NFS root asks DHCP)
+        return self.interfaces[0].ip if self.interfaces else None
 
     @property
     def primary_prefixlen(self) -> int:
         """Prefix length of :attr:`primary_ip` (CIDR given, else ``netmask_prefix``)."""
         if self.connection_ip:
             return self.connection_prefixlen or self.netmask_prefix
-        for iface in self.interfaces:
-            if iface.ip:
-                return iface.prefixlen or self.netmask_prefix
+        if self.interfaces and self.interfaces[0].ip:
+            return self.interfaces[0].prefixlen or self.netmask_prefix
         return self.netmask_prefix
 
 
@@ -308,6 +307,52 @@ class _Checker:
         return tuple(self.text(f"{fld}[{i}]", v, allow_none=False) for i, v in enumerate(value))
 
 
+_XL_STRING_RE = re.compile(r"\"([^\"\\\n]*)\"|'([^'\\\n]*)'")
+_XL_NUMBER_RE = re.compile(r"0[xX][0-9a-fA-F]+|[0-9]+(?:\.[0-9]+)?")
+#: one item of an xl.cfg list (with its comma) or the end of the list, blanks around
+_XL_ITEM_RE = re.compile(r"\s*(?:(?P<atom>\"[^\"\\\n]*\"|'[^'\\\n]*'|0[xX][0-9a-fA-F]+|"
+                         r"[0-9]+(?:\.[0-9]+)?)\s*(?:,|(?P<end>$))|(?P<end2>$))")
+
+
+def _xl_atom(text: str):
+    """One xl.cfg atom written as xl.cfg text (a quoted string or a number), else None."""
+    match = _XL_STRING_RE.fullmatch(text)
+    if match:
+        return match.group(1) if match.group(1) is not None else match.group(2)
+    if _XL_NUMBER_RE.fullmatch(text):
+        if text[:2].lower() == "0x":
+            return int(text, 16)
+        return float(text) if "." in text else int(text)
+    return None
+
+
+def xl_literal(check: _Checker, fld: str, text: str):
+    """An ``additional_xen_options`` string value that is written the way xl.cfg writes values.
+
+    The original role put each value verbatim after ``key = ``, so its users wrote xl strings
+    with their quotes (``[[on_crash, '"preserve"']]``), numbers as text and lists as
+    ``'["a", "b"]'``. Such a value becomes the string, number or tuple it denotes (and is
+    rendered once, not quoted twice); any other text is a plain string, quoted when rendered.
+    """
+    stripped = text.strip()
+    atom = _xl_atom(stripped)
+    if atom is not None:
+        return atom
+    if stripped.startswith("[") and stripped.endswith("]"):
+        items, pos, inner = [], 0, stripped[1:-1]
+        while True:
+            match = _XL_ITEM_RE.match(inner, pos)
+            if not match:
+                check.fail(fld, text, "is an xl.cfg list whose items must be quoted strings or "
+                                      "numbers, separated by commas")
+            if match.group("atom") is not None:
+                items.append(str(_xl_atom(match.group("atom"))))
+            pos = match.end()
+            if match.group("end") is not None or match.group("end2") is not None:
+                return tuple(items)
+    return text
+
+
 def _option_value(check: _Checker, key: str, value):
     """Validate one additional_xen_options value: a string, number, boolean or list of strings."""
     fld = f"additional_xen_options.{key}"
@@ -316,7 +361,10 @@ def _option_value(check: _Checker, key: str, value):
     if isinstance(value, (int, float)):
         return value
     if isinstance(value, str):
-        return check.text(fld, value)
+        value = xl_literal(check, fld, value)
+        if isinstance(value, tuple):
+            return tuple(check.text(f"{fld}[{i}]", v, allow_none=False) for i, v in enumerate(value))
+        return value if isinstance(value, (int, float)) else check.text(fld, value)
     if isinstance(value, (list, tuple)):
         return tuple(check.text(f"{fld}[{i}]", v, allow_none=False) for i, v in enumerate(value))
     check.fail(fld, value, "must be a string, number, boolean or list of strings")
@@ -542,8 +590,6 @@ def _check_root(check: _Checker, spec: VmSpec) -> None:
             check.fail("nfsroot_base", spec.nfsroot_base,
                        "must be <server>:/<path> (a host name, an IPv4 address or [IPv6] "
                        "before the ':', an absolute path without spaces after it)")
-        if not spec.primary_ip:
-            check.fail("interfaces", [], "an NFS root needs connection_ip or an interface ip")
 
 
 def normalize_all(vms, defaults: Mapping | None = None, host_kernel: str | None = None) -> list:

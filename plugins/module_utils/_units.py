@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import tempfile
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError, ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError, ValidationError, bad_char
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Runner, fmt_flag, fmt_positional, run
 
@@ -30,6 +31,7 @@ MOUNT_UNIT = "vm_mount@.service"
 PREPARE_UNIT = "vm_prepare.service"
 STOP_HELPER = "vm-stop"
 ISCSI_HELPER = "vm-iscsi"
+MOUNT_HELPER = "vm-mount"
 # iscsiadm: 15 = session exists (already logged in), 21 = no session/record (already out)
 ISCSI_LOGIN_OK = (15,)
 ISCSI_LOGOUT_OK = (21,)
@@ -38,7 +40,7 @@ DESTROY_WAIT = 30
 
 # Paths go into unit files and argv verbatim: no spaces, no "%" specifiers, no quotes.
 _PATH_RE = re.compile(r"/[A-Za-z0-9._+/-]*")
-_ENV_VALUE_RE = re.compile(r"[A-Za-z0-9._:/@,+=-]+")
+_ENV_VALUE_RE = re.compile(r"[A-Za-z0-9._:/@,+=\[\]-]+")
 
 DEFAULTS = {
     "config_path": "/etc/xen/vms",
@@ -53,7 +55,14 @@ DEFAULTS = {
     "iscsi_logout_timeout": 40,
     "mount_timeout": 20,
     "umount_timeout": 20,
+    "prepare_timeout": 300,
 }
+#: settings that are not paths or timeouts (validated by their own functions)
+_OTHER = {"prepare_commands": ()}
+
+#: in a command given as one string: shell syntax that has no meaning without a shell
+_SHELL_CHARS = frozenset("|&;<>()$`\\*?[]{}~#!\n")
+_COMMAND_NAME_RE = re.compile(r"[A-Za-z0-9_.+-]{1,255}")
 
 
 def vm_unit(full_name: str) -> str:
@@ -86,14 +95,75 @@ def find_binary(name: str, fallback: str) -> str:
 
 def settings(**given) -> dict:
     """Merge ``given`` (None means default) over :data:`DEFAULTS` and validate every value."""
-    unknown = set(given) - set(DEFAULTS)
+    unknown = set(given) - set(DEFAULTS) - set(_OTHER)
     if unknown:
         raise ValidationError("xen_units", sorted(unknown)[0], given[sorted(unknown)[0]], "unknown setting")
     out = dict(DEFAULTS)
-    out.update({k: v for k, v in given.items() if v is not None})
+    out.update({k: v for k, v in given.items() if v is not None and k in DEFAULTS})
     for key, value in out.items():
         out[key] = check_timeout(key, value) if key.endswith("_timeout") else check_path(key, value)
+    out["prepare_commands"] = prepare_commands(given.get("prepare_commands"))
     return out
+
+
+def prepare_commands(value, field: str = "prepare_commands") -> tuple:
+    """The extra commands of ``vm_prepare.service`` as argv tuples.
+
+    The original role (``xen_vman_additional_global_prepare``) pasted each entry as a line into
+    a bash script. Here a command is a list of arguments, or one string split like a shell
+    splits words (quotes honoured); a string that needs a shell (pipes, redirections, ``$``,
+    globs, ``;`` ...) is refused: put such code into a script and give the script's path.
+    """
+    if value in (None, ""):
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ValidationError("xen_units", field, value, "must be a list of commands")
+    out = []
+    for index, command in enumerate(value):
+        fld = f"{field}[{index}]"
+        if isinstance(command, str):
+            shell = sorted(ch for ch in set(command) if ch in _SHELL_CHARS)
+            if shell:
+                raise ValidationError(
+                    "xen_units", fld, command,
+                    f"uses shell syntax ({' '.join(shell)!s}), and no shell runs it: give the "
+                    "command as a list of arguments, or put the shell code into a script "
+                    "and give the script's path")
+            try:
+                argv = shlex.split(command)
+            except ValueError as exc:
+                raise ValidationError("xen_units", fld, command, f"cannot be split: {exc}") from None
+        elif isinstance(command, (list, tuple)) and all(isinstance(a, str) for a in command):
+            argv = list(command)
+        else:
+            raise ValidationError("xen_units", fld, command,
+                                  "must be a string or a list of strings")
+        if not argv:
+            raise ValidationError("xen_units", fld, command, "is empty")
+        for pos, arg in enumerate(argv):
+            ch = bad_char(arg)
+            if ch is not None:
+                raise ValidationError("xen_units", f"{fld}[{pos}]", arg,
+                                      f"must not contain control characters (found U+{ord(ch):04X})")
+        if not (_PATH_RE.fullmatch(argv[0]) or _COMMAND_NAME_RE.fullmatch(argv[0])) \
+                or argv[0][0] in "-@+!:":
+            raise ValidationError("xen_units", f"{fld}[0]", argv[0],
+                                  "must be an absolute path or a command name "
+                                  "(letters, digits and . _ + -)")
+        out.append(tuple(argv))
+    return tuple(out)
+
+
+def exec_line(argv) -> str:
+    """``argv`` as the value of an ``Exec*=`` line that systemd splits back into ``argv``.
+
+    Each argument is double-quoted with ``\\`` and ``"`` escaped; ``%`` (specifiers) and
+    ``$`` (environment variables) are doubled, so nothing is expanded.
+    """
+    def quote(arg):
+        arg = arg.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + arg.replace("%", "%%").replace("$", "$$") + '"'
+    return " ".join([argv[0].replace("%", "%%")] + [quote(a) for a in argv[1:]])
 
 
 def stop_wait(stop_timeout: int) -> int:
@@ -172,8 +242,18 @@ def render_iscsi(s: dict) -> str:
     ])
 
 
+def mount_start_timeout(s: dict) -> int:
+    """``TimeoutStartSec`` of ``vm_mount@``: the wait for an iSCSI device, then the mount."""
+    return s["iscsi_login_timeout"] + s["mount_timeout"]
+
+
 def render_mount(s: dict) -> str:
-    """``vm_mount@.service``: the VM's root mounted at ``<mount_base>/%i`` while the VM is off."""
+    """``vm_mount@.service``: the VM's root mounted at ``<mount_base>/%i`` while the VM is off.
+
+    NFS roots and iSCSI roots alike (``<org>-<name>.root`` names source and type); a device
+    under ``/dev`` is first waited for, up to ``iscsi_login_timeout`` seconds (udev creates the
+    by-path link a moment after the login returns).
+    """
     target = f"{s['mount_base']}/%i"
     return render_unit([
         ("Unit", [
@@ -188,18 +268,20 @@ def render_mount(s: dict) -> str:
             ("RemainAfterExit", "yes"),
             ("EnvironmentFile", f"{s['config_path']}/%i.root"),
             ("ExecStartPre", f"/bin/mkdir -p {target}"),
-            ("ExecStart", f"/bin/mount -t ${{VMAN_ROOT_FSTYPE}} ${{VMAN_ROOT_SOURCE}} {target}"),
+            ("ExecStart", f"{_helper(s, MOUNT_HELPER)} /bin/mount ${{VMAN_ROOT_FSTYPE}} "
+                          f"${{VMAN_ROOT_SOURCE}} {target} {s['iscsi_login_timeout']}"),
             ("ExecStop", f"/bin/umount {target}"),
             # "-": a mount point someone still uses stays, the unit still stops
             ("ExecStopPost", f"-/bin/rmdir {target}"),
-            ("TimeoutStartSec", str(s["mount_timeout"])),
+            ("TimeoutStartSec", str(mount_start_timeout(s))),
             ("TimeoutStopSec", str(s["umount_timeout"])),
         ]),
     ])
 
 
 def render_prepare(s: dict) -> str:
-    """``vm_prepare.service``: point the shared initrd link at the running kernel's initrd."""
+    """``vm_prepare.service``: point the shared initrd link at the running kernel's initrd,
+    then run the extra ``prepare_commands`` (each must succeed), once per boot before any VM."""
     link = s["initrd_link"]
     return render_unit([
         ("Unit", [
@@ -211,6 +293,8 @@ def render_prepare(s: dict) -> str:
             # %v is the running kernel release; fail visibly when its initrd is missing
             ("ExecStartPre", f"/usr/bin/test -e {link}-%v"),
             ("ExecStart", f"/bin/ln -sfn {link}-%v {link}"),
+        ] + [("ExecStart", exec_line(argv)) for argv in s["prepare_commands"]] + [
+            ("TimeoutStartSec", str(s["prepare_timeout"])),
         ]),
         ("Install", [("WantedBy", "multi-user.target")]),
     ])
@@ -304,6 +388,39 @@ esac
 """
 
 
+def render_mount_helper() -> str:
+    """``vm-mount MOUNT FSTYPE SOURCE TARGET WAIT``: wait for a device, then mount it."""
+    return """#!/bin/sh
+# Managed by vman.lifecycle.xen_units; local changes are overwritten.
+# vm-mount MOUNT FSTYPE SOURCE TARGET WAIT: mount SOURCE at TARGET. A SOURCE under /dev (an
+# iSCSI LUN's by-path link, which udev makes a moment after the login) is waited for up to
+# WAIT seconds first; any other source (an NFS export, tmpfs) is mounted at once.
+set -u
+if [ "$#" -ne 5 ]; then
+    echo "usage: vm-mount MOUNT FSTYPE SOURCE TARGET WAIT" >&2
+    exit 2
+fi
+mount=$1
+fstype=$2
+source=$3
+target=$4
+wait=$5
+case "$source" in
+    /dev/*)
+        deadline=$(( $(date +%s) + wait ))
+        while [ ! -b "$source" ]; do
+            if [ "$(date +%s)" -ge "$deadline" ]; then
+                echo "vm-mount: no block device $source after $wait s (iSCSI login?)" >&2
+                exit 1
+            fi
+            sleep 1
+        done
+        ;;
+esac
+exec "$mount" -t "$fstype" "$source" "$target"
+"""
+
+
 def _env_value(field, value):
     if not isinstance(value, str) or not _ENV_VALUE_RE.fullmatch(value):
         raise ValidationError("xen_units", field, value,
@@ -332,6 +449,7 @@ def render_all(s: dict) -> dict:
         ("unit", PREPARE_UNIT): (render_prepare(s), 0o644),
         ("helper", STOP_HELPER): (render_stop_helper(), 0o755),
         ("helper", ISCSI_HELPER): (render_iscsi_helper(), 0o755),
+        ("helper", MOUNT_HELPER): (render_mount_helper(), 0o755),
     }
 
 

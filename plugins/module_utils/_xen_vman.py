@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from ansible_collections.vman.lifecycle.plugins.module_utils import _iscsi, _rootfs, _spec, _units
+from ansible_collections.vman.lifecycle.plugins.module_utils import _iscsi, _rootfs, _spec, _units, _xl
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_name
 
@@ -134,8 +134,9 @@ def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mn
     - ``iscsi_vms``: iSCSI-root VMs (all, for ``iscsi_root``); ``mount``: install VMs whose
       root ``vm_mount@`` has to mount; ``stop``: reinstalled VMs (stopped before the wipe);
     - ``start_vms``: installed VMs with ``boot_after_creation`` (started at the end);
-    - ``markers``: ``{name, content}`` of the per-VM files of an iSCSI root that ``vm_iscsi@``
-      and ``vm_mount@`` read (``<org>-<name>.iscsi``, ``<org>-<name>.root``);
+    - ``markers``: ``{name, content}`` of the per-VM files that ``vm_iscsi@`` and ``vm_mount@``
+      read (``<org>-<name>.iscsi`` of an iSCSI root, ``<org>-<name>.root`` of an iSCSI or an
+      NFS root);
     - ``packages``: Debian packages the host needs.
 
     ``existing_configs`` are paths (or ``find`` results with ``path``) of the xl.cfg and
@@ -159,6 +160,8 @@ def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mn
         if iscsi and spec.state != "absent":
             out["iscsi_vms"].append(domain_vm)
             out["markers"].extend(iscsi_markers(spec))
+        elif spec.state != "absent":
+            out["markers"].extend(nfs_markers(spec))
         installs = spec.state != "absent" and (spec.reinstall or (is_new and spec.auto_install))
         if installs:
             if domain_vm.get("state") == "running":
@@ -183,6 +186,89 @@ def plan(vms, defaults: Mapping, existing_configs=(), lazy=None, mount_base="/mn
     if out["iscsi_vms"]:
         packages += ISCSI_PACKAGES
     out["packages"] = packages
+    return out
+
+
+#: what the original xen_vman role installed beside the units this role replaces in place
+#: (vm@, vm_iscsi@ and vm_mount@ have the same names and are simply rewritten)
+LEGACY_PREPARE_UNIT = "/etc/systemd/system/xen_vman_global_preparation.service"
+LEGACY_PREPARE_SCRIPT = "/usr/local/bin/xen_vman_global_preparation.sh"
+LEGACY_MOUNT_SCRIPT = "/etc/xen/scripts/mount_vm.sh"
+LEGACY_FILES = (LEGACY_PREPARE_UNIT, LEGACY_PREPARE_SCRIPT, LEGACY_MOUNT_SCRIPT)
+#: the original's ``<config_path>/.iscsi/<org>-<name>`` marker directory
+LEGACY_ISCSI_DIR = ".iscsi"
+_LEGACY_NAME_RE = re.compile(r"(?P<org>[a-z0-9][a-z0-9_.]{0,62})-(?P<name>[a-z0-9][a-z0-9_.-]{0,62})")
+
+
+def _paths(found) -> list:
+    """Paths from ``find``/``stat`` results (dicts with ``path``, or ``stat.exists``) or strings."""
+    out = []
+    for item in found or ():
+        if isinstance(item, Mapping):
+            if "stat" in item:          # a stat loop result: the item is the path
+                if (item.get("stat") or {}).get("exists"):
+                    out.append(str(item.get("item") or item["stat"].get("path")))
+                continue
+            out.append(str(item.get("path")))
+        else:
+            out.append(str(item))
+    return out
+
+
+def legacy_plan(vms, defaults: Mapping, config_path: str, existing_configs=(), legacy_found=()) -> dict:
+    """Take over a host that the original ``xen_vman`` role set up, leaving nothing half-active.
+
+    ``legacy_found`` are the paths present among :data:`LEGACY_FILES` and in
+    ``<config_path>/.iscsi/``. Returns:
+
+    - ``disable``: ``xen_vman_global_preparation.service`` when installed (``vm_prepare.service``
+      does its work now); ``remove``: its unit and script, ``mount_vm.sh`` (the new
+      ``vm_mount@`` does not call it), every ``.iscsi/<org>-<name>`` marker and then the
+      directory itself when nothing else is in it;
+    - ``markers``: for a marked VM that is not in ``vms`` but still has its ``<org>-<name>.cfg``,
+      this role's ``<org>-<name>.iscsi`` and ``.root`` files made from the role's iSCSI
+      settings, so its ``vm@`` keeps logging in to its root (VMs in ``vms`` get theirs from
+      :func:`plan`). A marker without a config is dropped: the original's ``vm_iscsi@`` skipped
+      it too.
+
+    Raises ValidationError when a marked VM with a config cannot be carried over (no
+    ``xen_vman_iscsi_server``/``xen_vman_iscsi_base_wwn``, or a name that is not ``org-name``).
+    """
+    base = config_path.rstrip("/")
+    marker_dir = f"{base}/{LEGACY_ISCSI_DIR}"
+    found = _paths(legacy_found)
+    # a find result that is not a regular file (a directory someone put there) is not ours
+    foreign = {str(i.get("path")) for i in legacy_found or ()
+               if isinstance(i, Mapping) and "stat" not in i and i.get("isreg") is False}
+    configs = {os.path.basename(p) for p in _paths(existing_configs)}
+    listed = {spec.full_name for spec in _spec.normalize_all(vms or [], defaults)}
+    out = {"disable": [], "remove": [], "markers": []}
+    if LEGACY_PREPARE_UNIT in found:
+        out["disable"].append(os.path.basename(LEGACY_PREPARE_UNIT))
+    out["remove"] += [p for p in LEGACY_FILES if p in found]
+    in_dir = sorted({p for p in found if os.path.dirname(p) == marker_dir and p not in foreign})
+    d = _spec.normalize_defaults(defaults)
+    for path in in_dir:
+        full = os.path.basename(path)
+        out["remove"].append(path)
+        if full in listed or f"{full}.cfg" not in configs:
+            continue
+        match = _LEGACY_NAME_RE.fullmatch(full)
+        if not match:
+            raise ValidationError(full, f"{LEGACY_ISCSI_DIR}/{full}", full,
+                                  "an iSCSI marker of the original role whose VM has a config "
+                                  "but whose name is not <org>-<name>: add the VM to xen_vman_vms")
+        if not d.get("iscsi_server") or not d.get("iscsi_base_wwn"):
+            raise ValidationError(full, "xen_vman_iscsi_server", d.get("iscsi_server"),
+                                  "the original role marked this VM's root as iSCSI; set "
+                                  "xen_vman_iscsi_server and xen_vman_iscsi_base_wwn (or add "
+                                  "the VM to xen_vman_vms) so that it keeps its root")
+        spec = _spec.normalize({"org": match.group("org"), "name": match.group("name"),
+                                "storage_type": "iscsi", "interfaces": []}, defaults,
+                               require_os=False)
+        out["markers"].extend(iscsi_markers(spec))
+    if marker_dir in found and not any(os.path.dirname(p) == marker_dir for p in foreign):
+        out["remove"].append(marker_dir)     # empty once its markers are gone
     return out
 
 
@@ -215,6 +301,15 @@ def iscsi_markers(spec) -> list:
         {"name": f"{spec.full_name}.iscsi", "content": _units.render_iscsi_marker(target, portal)},
         {"name": f"{spec.full_name}.root", "content": _units.render_root_env(device, spec.filesystem)},
     ]
+
+
+def nfs_markers(spec) -> list:
+    """The ``<org>-<name>.root`` file of an NFS root: ``vm_mount@`` mounts the export (the
+    original role's ``vm_mount@`` mounted NFS roots too). None for other roots."""
+    if spec.storage_type != "nfs" or spec.manual_root_disk or not spec.nfsroot_base:
+        return []
+    source = _xl.nfs_root_path(spec.nfsroot_base, spec.org, spec.name)
+    return [{"name": f"{spec.full_name}.root", "content": _units.render_root_env(source, "nfs")}]
 
 
 def lifecycle_mac(domain: str) -> str:

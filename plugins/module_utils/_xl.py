@@ -56,8 +56,12 @@ def nfs_root_path(base: str, org: str, name: str) -> str:
 
 
 def _ip_arg(spec) -> str:
-    """dracut/kernel ``ip=`` argument for a static address on eth0."""
+    """dracut/kernel ``ip=`` argument: a static address on eth0, or DHCP without one."""
     address = spec.primary_ip
+    if address is None:
+        # the form the original role writes for a VM without an address: every field empty
+        # but autoconf (client, server, gateway, netmask, hostname, device, "dhcp")
+        return "ip=::::::dhcp"
     prefix = spec.primary_prefixlen
     gateway = spec.gateway or ""
     if ":" in address:  # IPv6: bracketed, prefix length instead of a netmask
@@ -128,13 +132,15 @@ def config_items(spec) -> dict:
     if disks:
         items["disk"] = disks
     if spec.builder == "hvm" and spec.spice:
+        # no vga: xl's default adapter, as with the original role (qxl wants a guest driver)
         items.update({
-            "vga": "qxl",
             "spice": 1,
             "spicehost": spec.spicehost,
             "spiceport": spec.spiceport,
         })
         if spec.spicepasswd:
+            # as the original writes it: tickets (the password) required, said explicitly
+            items["spicedisable_ticketing"] = 0
             items["spicepasswd"] = spec.spicepasswd
         else:
             items["spicedisable_ticketing"] = 1
@@ -145,9 +151,8 @@ def config_items(spec) -> dict:
             "spice_clipboard_sharing": int(spec.share_clipboard),
             "spiceusbredirection": spec.max_usb_redirections,
         })
-    items["on_poweroff"] = "destroy"
-    items["on_reboot"] = "restart"
-    items["on_crash"] = "restart"
+    # on_poweroff/on_reboot/on_crash: xl's defaults (destroy, restart, destroy), as with the
+    # original role; additional_xen_options set them
     for key, value in spec.additional_xen_options:
         items[key] = list(value) if isinstance(value, tuple) else value
     return items
@@ -298,10 +303,24 @@ def parse(text: str) -> dict:
     return out
 
 
+#: the original xen_vman role's header line with the VM's first install date
+_LEGACY_CREATED_RE = re.compile(r"^#\s*created at:\s*([0-9][0-9A-Za-z:.+ -]{3,40}?)\s*$")
+
+
 def parse_header(text: str) -> dict:
-    """The ``# key: value`` lines of our header (empty when the file is not ours)."""
+    """The ``# key: value`` lines of our header.
+
+    A file written by the original ``xen_vman`` role gives only ``created`` (its
+    ``# created at:`` line), so taking a VM over keeps its install date; any other file: ``{}``.
+    """
     lines = text.splitlines()
     if not lines or lines[0].strip() != HEADER_MARK:
+        for line in lines:
+            if not line.startswith("#"):
+                break                       # the original's header is the leading comment
+            match = _LEGACY_CREATED_RE.match(line)
+            if match:
+                return {"created": match.group(1)}
         return {}
     out = {}
     for line in lines[1:]:

@@ -14,12 +14,14 @@ description:
     C(<config_path>/<org>-<name>.cfg)), C(vm_iscsi@.service) (login and logout of the VM's iSCSI
     root), C(vm_mount@.service) (mounts the VM's root at C(<mount_base>/<org>-<name>) while the
     VM is off) and C(vm_prepare.service) (points O(initrd_link) at the running kernel's initrd
-    before any VM starts), plus the helper scripts they call.
+    before any VM starts, then runs O(prepare_commands)), plus the helper scripts they call.
   - C(vm@) requires C(vm_iscsi@) of the same instance; C(vm_iscsi@) only acts when the marker
     file C(<config_path>/<org>-<name>.iscsi) exists (an environment file with
     C(VMAN_ISCSI_TARGET) and C(VMAN_ISCSI_PORTAL)), otherwise systemd skips it silently.
     C(vm_mount@) reads C(VMAN_ROOT_SOURCE) and C(VMAN_ROOT_FSTYPE) from
-    C(<config_path>/<org>-<name>.root) and conflicts with C(vm@).
+    C(<config_path>/<org>-<name>.root) (an iSCSI LUN's device or an NFS export) and conflicts
+    with C(vm@); a device under C(/dev) is waited for up to O(iscsi_login_timeout) seconds before it is
+    mounted (helper C(vm-mount)).
   - C(ExecStop) of C(vm@) shuts the domain down and returns only once C(xl domid) no longer
     finds it; when the shutdown does not finish in time the domain is destroyed.
   - Every unit text is checked with C(systemd-analyze verify) before anything is written; when
@@ -42,7 +44,7 @@ options:
     type: path
     default: /etc/systemd/system
   helper_path:
-    description: Directory of the helper scripts C(vm-stop) and C(vm-iscsi) the units call.
+    description: Directory of the helper scripts C(vm-stop), C(vm-iscsi) and C(vm-mount) the units call.
     type: path
     default: /usr/local/libexec/vman
   vm_config_path:
@@ -83,13 +85,34 @@ options:
     type: int
     default: 40
   mount_timeout:
-    description: C(TimeoutStartSec) of C(vm_mount@) in seconds.
+    description:
+      - Seconds C(vm_mount@) may take to mount; its C(TimeoutStartSec) is this plus
+        O(iscsi_login_timeout) (the wait for an iSCSI root's device comes first).
     type: int
     default: 20
   umount_timeout:
     description: C(TimeoutStopSec) of C(vm_mount@) in seconds.
     type: int
     default: 20
+  prepare_timeout:
+    description:
+      - C(TimeoutStartSec) of C(vm_prepare.service) in seconds (the C(xen_vman) role's
+        C(xen_vman_global_preparations_timeout)).
+    type: int
+    default: 300
+  prepare_commands:
+    description:
+      - Commands C(vm_prepare.service) runs after pointing O(initrd_link), once per boot and
+        before any VM starts (the C(xen_vman) role's C(xen_vman_additional_global_prepare)).
+      - Each is a list of arguments, or one string that is split into words as a shell would
+        (quotes honoured). No shell runs them, so a string with shell syntax (C(|), C(>),
+        C(;), C($), C(*) ...) is refused; put such code into a script and give its path.
+      - The first word is an absolute path or a command name that systemd finds on its own
+        search path. Every command must succeed; a failing one stops the rest and marks
+        C(vm_prepare.service) failed (the VMs still start, C(vm@) only wants it).
+    type: list
+    elements: raw
+    default: []
   daemon_reload:
     description:
       - When a unit changed, V(auto) runs C(systemctl daemon-reload) only if systemd is PID 1
@@ -152,7 +175,7 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redac
 from ansible_collections.vman.lifecycle.plugins.module_utils import _units
 
 TIMEOUTS = ("start_timeout", "stop_timeout", "iscsi_login_timeout", "iscsi_logout_timeout",
-            "mount_timeout", "umount_timeout")
+            "mount_timeout", "umount_timeout", "prepare_timeout")
 
 
 def main():
@@ -171,6 +194,8 @@ def main():
             iscsi_logout_timeout=dict(type="int", default=40),
             mount_timeout=dict(type="int", default=20),
             umount_timeout=dict(type="int", default=20),
+            prepare_timeout=dict(type="int", default=300),
+            prepare_commands=dict(type="list", elements="raw", default=[]),
             daemon_reload=dict(type="str", default="auto", choices=["auto", "always", "never"]),
         ),
         supports_check_mode=True,
@@ -183,7 +208,7 @@ def main():
             xl_path=p["xl_path"] or _units.find_binary("xl", _units.DEFAULTS["xl_path"]),
             iscsiadm_path=p["iscsiadm_path"] or _units.find_binary(
                 "iscsiadm", _units.DEFAULTS["iscsiadm_path"]),
-            **{k: p[k] for k in TIMEOUTS})
+            prepare_commands=p["prepare_commands"], **{k: p[k] for k in TIMEOUTS})
         installer = _units.UnitInstaller(settings, p["unit_path"], check_mode=module.check_mode,
                                          daemon_reload=p["daemon_reload"])
         result, diffs = installer.apply()

@@ -154,6 +154,14 @@ def test_interfaces_ipv6_of_the_first_interface():
         {"ip": "10.200.0.15/24", "ipv6": "2001:db8::5"}]))
 
 
+def test_interfaces_without_address():
+    # NFS root by DHCP: the initrd configured eth0, ifupdown must not touch it
+    text = _rootfs.render_interfaces(spec(interfaces=[{"mac": "00:16:3e:00:00:07"}]))
+    assert "iface eth0 inet manual" in text and "dhcp" not in text and "auto eth0" not in text
+    text = _rootfs.render_interfaces(spec(storage_type="iscsi", interfaces=[{}]))
+    assert "auto eth0\niface eth0 inet dhcp\n" in text
+
+
 def test_interfaces_static_from_connection_ip():
     text = _rootfs.render_interfaces(spec(storage_type="iscsi", connection_ip="10.9.0.5/26"))
     assert "auto eth0\niface eth0 inet static\n    address 10.9.0.5/26\n    gateway 10.200.0.1\n" in text

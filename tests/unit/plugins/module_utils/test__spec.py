@@ -163,11 +163,38 @@ def test_errors_name_vm_field_and_value(field, value, over):
     assert repr(value) in str(err.value)
 
 
-def test_nfs_needs_base_and_address():
+def test_nfs_needs_base_but_no_address():
     with pytest.raises(ValidationError, match="nfsroot_base"):
         _spec.normalize(vm(), {})
-    with pytest.raises(ValidationError, match="connection_ip or an interface ip"):
-        _spec.normalize(vm(interfaces=[{}]), DEFAULTS)
+    # no address: DHCP (the original writes ip=::::::dhcp)
+    assert _spec.normalize(vm(interfaces=[{}]), DEFAULTS).primary_ip is None
+
+
+def test_primary_ip_is_the_first_interface_only():
+    spec = _spec.normalize(vm(interfaces=[{}, {"ip": "10.9.0.2/16"}]), DEFAULTS)
+    assert spec.primary_ip is None
+    spec = _spec.normalize(vm(interfaces=[{"ip": "10.9.0.3/16"}, {"ip": "10.8.0.2"}]), DEFAULTS)
+    assert (spec.primary_ip, spec.primary_prefixlen) == ("10.9.0.3", 16)
+
+
+@pytest.mark.parametrize("given, stored", [
+    ('"preserve"', "preserve"),          # the original's way of writing an xl string
+    ("'preserve'", "preserve"),
+    ("preserve", "preserve"),            # plain text stays text (quoted once when rendered)
+    ("4096", 4096), ("0x10", 16), ("1.5", 1.5),
+    ('["tablet", "a=1,b=2"]', ("tablet", "a=1,b=2")),
+    ("[ 'x', ]", ("x",)), ("[]", ()),
+])
+def test_option_values_written_as_xl_text(given, stored):
+    spec = _spec.normalize(vm(additional_xen_options={"k": given}), DEFAULTS)
+    assert spec.options == {"k": stored}
+
+
+@pytest.mark.parametrize("given", ['"a" "b"', '["a" "b"]', "[a]", '"a\\"', '"x'])
+def test_option_values_not_xl_text_refused(given):
+    with pytest.raises(ValidationError) as err:
+        _spec.normalize(vm(additional_xen_options={"k": given}), DEFAULTS)
+    assert err.value.field == "additional_xen_options.k"
 
 
 def test_iscsi_needs_server_and_wwn_unless_manual():

@@ -74,10 +74,11 @@ Type=oneshot
 RemainAfterExit=yes
 EnvironmentFile=/etc/xen/vms/%i.root
 ExecStartPre=/bin/mkdir -p /mnt/vms/%i
-ExecStart=/bin/mount -t ${VMAN_ROOT_FSTYPE} ${VMAN_ROOT_SOURCE} /mnt/vms/%i
+ExecStart=/usr/local/libexec/vman/vm-mount /bin/mount ${VMAN_ROOT_FSTYPE} ${VMAN_ROOT_SOURCE} \
+/mnt/vms/%i 40
 ExecStop=/bin/umount /mnt/vms/%i
 ExecStopPost=-/bin/rmdir /mnt/vms/%i
-TimeoutStartSec=20
+TimeoutStartSec=60
 TimeoutStopSec=20
 """
 
@@ -91,6 +92,7 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStartPre=/usr/bin/test -e /etc/xen/initrd.img-%v
 ExecStart=/bin/ln -sfn /etc/xen/initrd.img-%v /etc/xen/initrd.img
+TimeoutStartSec=300
 
 [Install]
 WantedBy=multi-user.target
@@ -127,7 +129,7 @@ def test_default_texts_are_exact():
      "ExecStop=/usr/local/libexec/vman/vm-stop /usr/sbin/xl %i 565"),
     ("iscsi_login_timeout", 90, _units.render_iscsi, "TimeoutStartSec=90"),
     ("iscsi_logout_timeout", 91, _units.render_iscsi, "TimeoutStopSec=91"),
-    ("mount_timeout", 33, _units.render_mount, "TimeoutStartSec=33"),
+    ("mount_timeout", 33, _units.render_mount, "TimeoutStartSec=73"),
     ("umount_timeout", 34, _units.render_mount, "TimeoutStopSec=34"),
     ("config_path", "/srv/xen/cfg", _units.render_vm, "ExecStart=/usr/sbin/xl create /srv/xen/cfg/%i.cfg"),
     ("config_path", "/srv/xen/cfg", _units.render_vm, "ConditionPathExists=/srv/xen/cfg/%i.cfg"),
@@ -149,6 +151,40 @@ def test_each_option_reaches_its_line(option, value, render, line):
     text = render(_units.settings(**{option: value}))
     assert line in text.splitlines()
     assert line not in default.splitlines()
+
+
+def test_prepare_commands_and_timeout():
+    s = _units.settings(prepare_timeout=60, prepare_commands=[
+        "modprobe xen-netback", ["/usr/sbin/sysctl", "-w", "net.ipv4.ip_forward=1"],
+        "/usr/local/bin/tune 'a b' \"100%\"", ["/bin/echo", 'say "$HOME"\\']])
+    lines = _units.render_prepare(s).splitlines()
+    execs = [line for line in lines if line.startswith("ExecStart=")]
+    assert execs[1:] == [
+        'ExecStart=modprobe "xen-netback"',
+        'ExecStart=/usr/sbin/sysctl "-w" "net.ipv4.ip_forward=1"',
+        'ExecStart=/usr/local/bin/tune "a b" "100%%"',
+        'ExecStart=/bin/echo "say \\"$$HOME\\"\\\\"',
+    ]
+    assert "TimeoutStartSec=60" in lines
+
+
+@pytest.mark.parametrize("command, field", [
+    ("echo 1 > /proc/sys/net/ipv4/ip_forward", "prepare_commands[0]"),
+    ("modprobe a; modprobe b", "prepare_commands[0]"),
+    ("echo $(uname -r)", "prepare_commands[0]"),
+    ("rm /tmp/*", "prepare_commands[0]"),
+    ("", "prepare_commands[0]"),
+    ([], "prepare_commands[0]"),
+    (["-/bin/true"], "prepare_commands[0][0]"),
+    (["bin/true"], "prepare_commands[0][0]"),
+    (["/bin/echo", "a\nExecStart=/bin/reboot"], "prepare_commands[0][1]"),
+    ("'unclosed", "prepare_commands[0]"),
+    ({"cmd": "x"}, "prepare_commands[0]"),
+])
+def test_prepare_commands_refused(command, field):
+    with pytest.raises(ValidationError) as info:
+        _units.settings(prepare_commands=[command])
+    assert info.value.field == field
 
 
 def _after(text):
@@ -205,7 +241,8 @@ def test_marker_and_root_env_files():
     {},
     {"start_timeout": 1, "stop_timeout": 3600, "iscsi_login_timeout": 5, "iscsi_logout_timeout": 6,
      "mount_timeout": 7, "umount_timeout": 8, "config_path": "/srv/xen", "mount_base": "/srv/m",
-     "initrd_link": "/boot/xen-initrd", "helper_path": "/opt/vman"},
+     "initrd_link": "/boot/xen-initrd", "helper_path": "/opt/vman", "prepare_timeout": 9,
+     "prepare_commands": ["/bin/true 'a b' 100%", ["/bin/echo", 'say "$HOME"\\']]},
 ])
 def test_every_rendered_unit_passes_verify(fake_xl, given):
     s = _units.settings(xl_path=fake_xl, **given)
@@ -310,9 +347,62 @@ exit 0
         assert calls == [node]
 
 
+def _fake_mount(tmp_path):
+    log = tmp_path / "mount.log"
+    return _executable(tmp_path / "mount", f'#!/bin/sh\necho "$*" >> {log}\nexit 0\n'), log
+
+
+def test_mount_helper_mounts_nfs_without_waiting(tmp_path):
+    mount, log = _fake_mount(tmp_path)
+    proc = _run_helper(tmp_path, _units.render_mount_helper(),
+                       [mount, "nfs", "10.0.0.2:/srv/nfs/acme/web1-root", "/mnt/vms/acme-web1", "0"])
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_text() == "-t nfs 10.0.0.2:/srv/nfs/acme/web1-root /mnt/vms/acme-web1\n"
+
+
+def test_mount_helper_waits_for_the_block_device_then_gives_up(tmp_path):
+    mount, log = _fake_mount(tmp_path)
+    missing = "/dev/disk/by-path/ip-10.0.0.3:3260-iscsi-iqn.2024-01.org.example.vman-test:acme-web1-lun-0"
+    assert not os.path.exists(missing)
+    proc = _run_helper(tmp_path, _units.render_mount_helper(),
+                       [mount, "ext4", missing, "/mnt/vms/acme-web1", "2"])
+    assert proc.returncode == 1 and f"no block device {missing} after 2 s" in proc.stderr
+    assert not log.exists()
+
+
+def test_mount_helper_mounts_a_source_outside_dev_at_once(tmp_path):
+    """tmpfs (the Xen testbed's stand-in root) or anything not under /dev: no wait."""
+    mount, log = _fake_mount(tmp_path)
+    proc = _run_helper(tmp_path, _units.render_mount_helper(),
+                       [mount, "tmpfs", "tmpfs", "/mnt/vms/acme-web1", "30"], timeout=10)
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_text() == "-t tmpfs tmpfs /mnt/vms/acme-web1\n"
+
+
+def test_mount_helper_mounts_a_block_device_that_is_there(tmp_path):
+    mount, log = _fake_mount(tmp_path)
+    device = next(p for p in ("/dev/loop0", "/dev/ram0", "/dev/sda", "/dev/vda")
+                  if stat.S_ISBLK(os.stat(p).st_mode)) if any(
+        os.path.exists(p) for p in ("/dev/loop0", "/dev/ram0", "/dev/sda", "/dev/vda")) else None
+    if device is None:
+        pytest.skip("no block device on this machine")
+    proc = _run_helper(tmp_path, _units.render_mount_helper(),
+                       [mount, "ext4", device, "/mnt/vms/acme-web1", "5"])
+    assert proc.returncode == 0, proc.stderr
+    assert log.read_text() == f"-t ext4 {device} /mnt/vms/acme-web1\n"
+
+
+def test_mount_waits_up_to_the_login_timeout():
+    s = _units.settings(iscsi_login_timeout=90, mount_timeout=15)
+    lines = _units.render_mount(s).splitlines()
+    assert "TimeoutStartSec=105" in lines
+    assert any(line.startswith("ExecStart=") and line.endswith(" /mnt/vms/%i 90") for line in lines)
+
+
 def test_helpers_are_valid_sh():
     _units.check_shell({"vm-stop": _units.render_stop_helper(),
-                        "vm-iscsi": _units.render_iscsi_helper()})
+                        "vm-iscsi": _units.render_iscsi_helper(),
+                        "vm-mount": _units.render_mount_helper()})
     with pytest.raises(CommandError):
         _units.check_shell({"broken": "if then fi\n"})
 
@@ -344,8 +434,8 @@ def test_installer_writes_once_then_nothing(tmp_path, fake_xl):
     assert [f["path"] for f in first["files"]] == [
         str(tmp_path / "units" / n) for n in ("vm@.service", "vm_iscsi@.service",
                                               "vm_mount@.service", "vm_prepare.service")] + [
-        str(tmp_path / "libexec" / n) for n in ("vm-stop", "vm-iscsi")]
-    assert len(diffs) == 6 and all(d["before_header"] == "(absent)" for d in diffs)
+        str(tmp_path / "libexec" / n) for n in ("vm-stop", "vm-iscsi", "vm-mount")]
+    assert len(diffs) == 7 and all(d["before_header"] == "(absent)" for d in diffs)
     assert stat.S_IMODE(os.stat(tmp_path / "libexec" / "vm-stop").st_mode) == 0o755
     assert stat.S_IMODE(os.stat(tmp_path / "units" / "vm@.service").st_mode) == 0o644
     second, diffs = inst.apply()
@@ -360,7 +450,7 @@ def test_installer_rewrites_only_the_changed_unit(tmp_path, fake_xl):
     result, diffs = inst.apply()
     assert [f["path"] for f in result["files"] if f["changed"]] == [
         str(tmp_path / "units" / "vm_mount@.service")]
-    assert "TimeoutStartSec=99" in diffs[0]["after"] and "TimeoutStartSec=20" in diffs[0]["before"]
+    assert "TimeoutStartSec=139" in diffs[0]["after"] and "TimeoutStartSec=60" in diffs[0]["before"]
     assert ctl.reloads == 1
 
 
@@ -378,7 +468,7 @@ def test_installer_repairs_a_helper_mode_without_reload(tmp_path, fake_xl):
 def test_installer_check_mode_writes_nothing(tmp_path, fake_xl):
     inst, ctl = _installer(tmp_path, fake_xl, check_mode=True, booted=True)
     result, diffs = inst.apply()
-    assert result["changed"] is True and result["daemon_reloaded"] is True and len(diffs) == 6
+    assert result["changed"] is True and result["daemon_reloaded"] is True and len(diffs) == 7
     assert not (tmp_path / "units").exists() and not (tmp_path / "libexec").exists()
     assert ctl.reloads == 0
 

@@ -76,10 +76,15 @@ def test_plan_new_vms_install_and_start():
     assert plan["install_vms"][2]["root_path"] == "/mnt/vms/t-disk"
     assert plan["mount"] == ["t-disk"]
     assert [v["name"] for v in plan["iscsi_vms"]] == ["disk"]
-    assert [m["name"] for m in plan["markers"]] == ["t-disk.iscsi", "t-disk.root"]
+    markers = {m["name"]: m["content"] for m in plan["markers"]}
+    # every root vm_mount@ can mount has its .root file (NFS too); the absent VM none
+    assert sorted(markers) == ["t-again.root", "t-disk.iscsi", "t-disk.root", "t-manual.root",
+                               "t-new.root", "t-old.root"]
+    assert markers["t-old.root"] == ("VMAN_ROOT_SOURCE=10.200.0.1:/srv/nfs/t/old-root\n"
+                                     "VMAN_ROOT_FSTYPE=nfs\n")
     assert "VMAN_ISCSI_TARGET=iqn.2026-01.test.vman:t-disk\nVMAN_ISCSI_PORTAL=10.200.0.1:3260\n" == \
-        plan["markers"][0]["content"]
-    assert plan["markers"][1]["content"].startswith(
+        markers["t-disk.iscsi"]
+    assert markers["t-disk.root"].startswith(
         "VMAN_ROOT_SOURCE=/dev/disk/by-path/ip-10.200.0.1:3260-iscsi-iqn.2026-01.test.vman:t-disk-lun-0\n")
     assert plan["packages"] == ["debootstrap", "python3-netaddr", "dracut", "dracut-network", "open-iscsi"]
 
@@ -194,3 +199,65 @@ def test_lifecycle_vm_spec_must_be_a_dict():
     with pytest.raises(ValidationError) as exc:
         _xen_vman.lifecycle_vm("small", "demo", "x1", {}, LC_DEFAULTS)
     assert "spec" in str(exc.value) and "small" in str(exc.value)
+
+
+# ---- taking over a host of the original role --------------------------------------------
+
+ORIGINAL = ["/etc/systemd/system/xen_vman_global_preparation.service",
+            "/usr/local/bin/xen_vman_global_preparation.sh", "/etc/xen/scripts/mount_vm.sh",
+            "/etc/xen/vms/.iscsi"]
+
+
+def test_legacy_plan_removes_the_original_units_scripts_and_markers():
+    defaults = _xen_vman.role_defaults(ROLE_VARS)
+    vms = [vm("web", storage_type="iscsi"), vm("nfs")]
+    found = ORIGINAL + ["/etc/xen/vms/.iscsi/t-web", "/etc/xen/vms/.iscsi/t-nfs",
+                        "/etc/xen/vms/.iscsi/t-gone"]
+    out = _xen_vman.legacy_plan(vms, defaults, "/etc/xen/vms",
+                                ["/etc/xen/vms/t-web.cfg", "/etc/xen/vms/t-nfs.cfg"], found)
+    assert out["disable"] == ["xen_vman_global_preparation.service"]
+    assert out["remove"] == ORIGINAL[:3] + ["/etc/xen/vms/.iscsi/t-gone", "/etc/xen/vms/.iscsi/t-nfs",
+                                            "/etc/xen/vms/.iscsi/t-web", "/etc/xen/vms/.iscsi"]
+    # listed VMs get their markers from plan(); t-gone has no config: nothing to carry over
+    assert out["markers"] == []
+
+
+def test_legacy_plan_carries_an_unlisted_iscsi_vm_over():
+    """A VM the original marked as iSCSI, still configured but not in xen_vman_vms, keeps
+    logging in to its root: its marker becomes this role's .iscsi and .root files."""
+    defaults = _xen_vman.role_defaults(dict(ROLE_VARS, xen_vman_iscsi_server="10.200.0.1:3261"))
+    out = _xen_vman.legacy_plan([vm("web")], defaults, "/etc/xen/vms/",
+                                [{"path": "/etc/xen/vms/stuvus-db.cfg"}],
+                                [{"path": "/etc/xen/vms/.iscsi/stuvus-db", "isreg": True}])
+    assert {m["name"]: m["content"] for m in out["markers"]} == {
+        "stuvus-db.iscsi": "VMAN_ISCSI_TARGET=iqn.2026-01.test.vman:stuvus-db\n"
+                           "VMAN_ISCSI_PORTAL=10.200.0.1:3261\n",
+        "stuvus-db.root": "VMAN_ROOT_SOURCE=/dev/disk/by-path/ip-10.200.0.1:3261-iscsi-"
+                          "iqn.2026-01.test.vman:stuvus-db-lun-0\nVMAN_ROOT_FSTYPE=ext4\n"}
+    assert out["remove"] == ["/etc/xen/vms/.iscsi/stuvus-db"]     # the directory was not seen
+    assert out["disable"] == []
+
+
+def test_legacy_plan_refuses_to_leave_an_unlisted_iscsi_vm_without_its_root():
+    defaults = _xen_vman.role_defaults({k: v for k, v in ROLE_VARS.items()
+                                        if k != "xen_vman_iscsi_server"})
+    with pytest.raises(ValidationError, match="stuvus-db.*xen_vman_iscsi_server"):
+        _xen_vman.legacy_plan([], defaults, "/etc/xen/vms", ["/etc/xen/vms/stuvus-db.cfg"],
+                              ["/etc/xen/vms/.iscsi/stuvus-db"])
+    with pytest.raises(ValidationError, match="not <org>-<name>"):
+        _xen_vman.legacy_plan([], _xen_vman.role_defaults(ROLE_VARS), "/etc/xen/vms",
+                              ["/etc/xen/vms/stuvusdb.cfg"], ["/etc/xen/vms/.iscsi/stuvusdb"])
+
+
+def test_legacy_plan_keeps_a_directory_with_foreign_content():
+    out = _xen_vman.legacy_plan([], _xen_vman.role_defaults(ROLE_VARS), "/etc/xen/vms", [],
+                                [{"item": "/etc/xen/vms/.iscsi", "stat": {"exists": True}},
+                                 {"path": "/etc/xen/vms/.iscsi/notes", "isreg": False}])
+    assert out == {"disable": [], "remove": [], "markers": []}
+
+
+def test_legacy_plan_on_a_host_without_the_original_is_empty():
+    assert _xen_vman.legacy_plan([vm("a")], _xen_vman.role_defaults(ROLE_VARS), "/etc/xen/vms",
+                                 ["/etc/xen/vms/t-a.cfg"],
+                                 [{"item": p, "stat": {"exists": False}} for p in ORIGINAL]) == {
+        "disable": [], "remove": [], "markers": []}

@@ -147,7 +147,7 @@ def test_hvm_with_spice():
     assert (out["spice"], out["spicehost"], out["spiceport"], out["spicepasswd"]) == (1, "127.0.0.1", 5901, "pw")
     assert (out["spiceagent_mouse"], out["spicevdagent"], out["spice_clipboard_sharing"],
             out["spiceusbredirection"]) == (0, 0, 0, 2)
-    assert "spicedisable_ticketing" not in out
+    assert out["spicedisable_ticketing"] == 0
 
 
 def test_hvm_spice_without_password_is_refused_unless_asked_for():
@@ -175,6 +175,22 @@ def test_additional_options_override_and_extend():
     out = cfg(dict(DEFAULTS, additional_xen_options={"on_crash": "preserve", "maxmem": 4096}),
               additional_xen_options={"maxmem": 8192, "usbdevice": ["tablet"]})
     assert (out["on_crash"], out["maxmem"], out["usbdevice"]) == ("preserve", 8192, ["tablet"])
+
+
+def test_option_with_quotes_rendered_once():
+    spec = _spec.normalize({"org": "o", "name": "n", "os": {"type": "debian", "version": "12"},
+                            "interfaces": [{"ip": "10.0.0.1"}]},
+                           dict(DEFAULTS, additonal_xen_options={"on_crash": '"preserve"',
+                                                                 "usbdevice": '["tablet"]'}))
+    text = _xl.render(spec, created="x")
+    assert 'on_crash = "preserve"\n' in text and '""' not in text
+    assert _xl.parse(text)["usbdevice"] == ["tablet"]
+
+
+def test_nfs_root_without_address_asks_dhcp():
+    out = cfg(interfaces=[{"mac": "00:16:3e:00:00:01"}])
+    assert "ip=::::::dhcp" in out["cmdline"].split()
+    assert out["cmdline"].startswith("root=/dev/nfs nfsroot=10.0.0.2:/srv/nfs/stuvus/web01-root ")
 
 
 def test_header_records_and_keeps_date():
@@ -345,3 +361,21 @@ def test_fake_xl_shutdown_destroys_after_deadline():
 def test_manual_root_disk_cmdline_points_at_first_disk():
     out = cfg(manual_root_disk=True, interfaces=[{}], disks=["phy:/dev/vg/r,xvda,w"])
     assert out["cmdline"] == "root=/dev/xvda"
+
+
+def test_header_of_the_original_role_gives_its_install_date():
+    original = ("#" * 80 + "\n# Ansible managed\n" + "#" * 80 + "\n# web01 @stuvus\n# \n"
+                "#" + "-" * 79 + "\n# initial OS:   debian 12\n#\n"
+                "# created at:   2019-05-04T10:11:12Z\n# auto boot:    True\n"
+                "# storage type: nfs\n" + "#" * 80 + "\n\nname = \"stuvus-web01\"\n")
+    assert _xl.parse_header(original) == {"created": "2019-05-04T10:11:12Z"}
+    # only in the leading comment, and only a date
+    assert _xl.parse_header('name = "x"\n# created at:   2019-05-04T10:11:12Z\n') == {}
+    assert _xl.parse_header("# created at:   $(reboot)\n") == {}
+
+
+def test_xl_defaults_left_alone_as_in_the_original():
+    """No on_poweroff/on_reboot/on_crash and no vga: xl's defaults, as the original wrote."""
+    for out in (cfg(), cfg(builder="hvm", spice=True, spicepasswd="s3cret")):
+        assert not {"on_poweroff", "on_reboot", "on_crash", "vga"} & set(out)
+    assert cfg(additional_xen_options={"on_crash": '"restart"'})["on_crash"] == "restart"

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                 reason="systemd-analyze not installed")
 
 UNITS = ("vm@.service", "vm_iscsi@.service", "vm_mount@.service", "vm_prepare.service")
-HELPERS = ("vm-stop", "vm-iscsi")
+HELPERS = ("vm-stop", "vm-iscsi", "vm-mount")
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_install_idempotence_and_change(tmp_path, args):
 def test_check_mode_and_diff_write_nothing(tmp_path, args):
     got, out = run_play(tmp_path, [_task(args, "check", start_timeout=33)], check=True, diff=True)
     check = got["check"]
-    assert check["changed"] is True and len(check["diff"]) == 6
+    assert check["changed"] is True and len(check["diff"]) == 7
     assert "+TimeoutStartSec=33" in out
     assert not (tmp_path / "units").exists() and not (tmp_path / "libexec").exists()
 
