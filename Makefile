@@ -84,9 +84,14 @@ XEN_STAGES ?= xen-pytest molecule-xen
 real-xen: venv
 	bash scripts/real_xen.sh $(XEN_STAGES)
 
-# Attaches to the testbed named by VMAN_XEN_TESTBED (or boots its own when run alone).
+# Attaches to the testbed named by VMAN_XEN_TESTBED (or boots its own when run alone). On an
+# attached testbed the files run in two pytest-xdist workers (each file in one worker, in order):
+# the dracut builds of test_xen_initrd_real (the longest file) keep one of the dom0's two vCPUs
+# busy while the domain tests use the other. The files share nothing but the dom0
+# (own domain names, addresses, iSCSI target, directories; domUs boot the running kernel).
+XEN_PYTEST_WORKERS ?= 2
 xen-pytest:
-	$(PYTEST) -q -m real tests/testbed/
+	$(PYTEST) -q -m real $(if $(VMAN_XEN_TESTBED),-n $(XEN_PYTEST_WORKERS) --dist loadfile,-p no:xdist) tests/testbed/
 
 # Opt-in XEN_STAGE (not in the default): lxc_guest's lvm and lvm-scratch on real LVM (a loop-device
 # volume group) inside the Xen testbed's dom0, since this kernel has no device-mapper.

@@ -34,7 +34,7 @@ def _plain(value):
 
 
 def test_fleet_live_state_xen_over_ssh(xen_testbed, tmp_path):
-    kernel = sorted(xen_testbed.ssh(["sh", "-c", "ls /boot/vmlinuz-*"]).stdout.split())[-1]
+    kernel = xen_testbed.kernel()
     xen_testbed.ssh(["xl", "destroy", "fleet-on"], check=False)        # leftovers of a killed run
     xen_testbed.ssh(["rm", "-rf", CONFIG_DIR])
     for name in ("fleet-on", "fleet-off"):

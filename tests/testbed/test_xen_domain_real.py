@@ -46,7 +46,7 @@ def corpus(kernel):
 
 
 def _kernel(testbed):
-    return sorted(testbed.ssh(["sh", "-c", "ls /boot/vmlinuz-*"]).stdout.split())[-1]
+    return testbed.kernel()
 
 
 def test_rendered_corpus_accepted_by_real_xl_dry_run(xen_testbed):

@@ -62,7 +62,7 @@ def test_units_run_a_real_domain(xen_testbed, tmp_path):
                      "/etc/systemd/system/vm_prepare.service"], check=False)
     assert verify.rc == 0, verify.stderr
 
-    kernel = sorted(tb.ssh(["sh", "-c", "ls /boot/vmlinuz-*"]).stdout.split())[-1]
+    kernel = tb.kernel()
     release = tb.ssh(["uname", "-r"]).stdout.strip()
     tb.write_file(f"/etc/xen/vms/{DOMAIN}.cfg", f"""name = "{DOMAIN}"
 type = "pv"

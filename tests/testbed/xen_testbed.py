@@ -86,6 +86,7 @@ class Testbed:
         self.owned = owned
         self.scripts_dir = pathlib.Path(scripts_dir)
         self.env: dict = {}
+        self._kernel = None
 
     @classmethod
     def from_environment(cls) -> "Testbed | None":
@@ -148,6 +149,14 @@ class Testbed:
         if isinstance(argv, (str, bytes)):
             raise TypeError("ssh() takes an argv list, not a string")
         return ["ssh", "-F", str(self.ssh_config), HOST_ALIAS, "--", shlex.join(map(str, argv))]
+
+    def kernel(self) -> str:
+        """The dom0's running kernel, ``/boot/vmlinuz-<uname -r>``: what domUs boot. Not the
+        newest file in /boot, since test_xen_initrd_real "installs" a second kernel for a while
+        and xen-pytest runs its files concurrently."""
+        if self._kernel is None:
+            self._kernel = "/boot/vmlinuz-" + self.ssh(["uname", "-r"]).stdout.strip()
+        return self._kernel
 
     def ssh(self, argv, *, check: bool = True, timeout: float | None = 120,
             data: str | None = None) -> Result:
