@@ -28,13 +28,16 @@ def _plain(value):
 
 
 def kvm_vm(vm, state=None, create_vm=None, delete_vm=None, should_remove_all_vm_storage=None,
-           delete_disks=False, libvirt_uri=None):
+           delete_disks=False, libvirt_uri=None, playbook_dir=None,
+           hypervisor_lookup_dir_path="setup_hypervisor"):
     """The normalized VM definition of kvm_provision (name, uri, disks, sources, templates, plan)."""
     try:
         return kvm.normalize(_plain(vm), state=_plain(state), create_vm=_plain(create_vm),
                              delete_vm=_plain(delete_vm),
                              should_remove_all_vm_storage=_plain(should_remove_all_vm_storage),
-                             delete_disks=bool(delete_disks), libvirt_uri=_plain(libvirt_uri) or None)
+                             delete_disks=bool(delete_disks), libvirt_uri=_plain(libvirt_uri) or None,
+                             playbook_dir=_plain(playbook_dir) or None,
+                             lookup_dir=_plain(hypervisor_lookup_dir_path))
     except VmanError as exc:
         raise AnsibleFilterError(str(exc)) from None
 
