@@ -52,14 +52,15 @@ def kvm_template(vm, search_dirs):
 
 def guest_provision_plan(vm, project_id=None, revision_id=None, project_revision=None,
                          allowed_phases=None, phases_lookup_dir_path="phases", base_dir=None,
-                         libvirt_uri=None):
+                         libvirt_uri=None, snapshot_type=None):
     """What guest_provision will do before it acts (snapshot names, gates, phase files)."""
     try:
         return gp.plan(_plain(vm), project_id=_plain(project_id), revision_id=_plain(revision_id),
                        project_revision=_plain(project_revision),
                        allowed_phases=_plain(allowed_phases),
                        phases_lookup_dir_path=_plain(phases_lookup_dir_path),
-                       base_dir=_plain(base_dir), libvirt_uri=_plain(libvirt_uri) or None)
+                       base_dir=_plain(base_dir), libvirt_uri=_plain(libvirt_uri) or None,
+                       snapshot_kind=_plain(snapshot_type))
     except VmanError as exc:
         raise AnsibleFilterError(str(exc)) from None
 

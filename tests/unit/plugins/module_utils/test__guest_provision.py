@@ -146,3 +146,24 @@ def test_plan_farm_name_uri_fallback_and_yml_phase_files():
     vm["metadata"]["connection"] = "qemu:///system"
     assert gp.plan(vm, allowed_phases=[], isfile=files.__contains__,
                    libvirt_uri="qemu:///session")["uri"] == "qemu:///system"
+
+
+def test_networks_of_the_network_interfaces_started_before_the_vm():
+    """ansible_farm starts vm.net.source when vm.net.type is network; here every network NIC."""
+    assert _plan()["networks"] == []
+    vm = dict(VM, net={"type": "network", "source": "farm-net"})
+    assert gp.plan(vm, project_id="p", revision_id=1)["networks"] == ["farm-net"]
+    vm = dict(VM, net=[{"type": "network"}, {"type": "user"}, {"type": "network", "source": "b"},
+                       {"type": "network", "source": "default"}])
+    assert gp.plan(vm, project_id="p", revision_id=1)["networks"] == ["default", "b"]
+    vm = dict(VM, net={"type": "user", "source": "hostfwd=tcp:127.0.0.1:2222-:22"})
+    assert gp.plan(vm, project_id="p", revision_id=1)["networks"] == []
+
+
+def test_snapshot_type_internal_and_external_refused_with_the_reason():
+    assert _plan()["snapshot_type"] == "internal"
+    assert _plan(snapshot_kind="internal")["snapshot_type"] == "internal"
+    with pytest.raises(ValidationError, match=r"snapshot_type.*'external'.*libvirt before 9\.7"):
+        _plan(snapshot_kind="external")
+    with pytest.raises(ValidationError, match="snapshot_type.*must be internal or external"):
+        _plan(snapshot_kind="overlay")
