@@ -51,7 +51,7 @@ def kvm_template(vm, search_dirs):
 
 
 def guest_provision_plan(vm, project_id=None, revision_id=None, project_revision=None,
-                         allowed_phases=None, phases_lookup_dir_path="phases", base_dir=None,
+                         allowed_phases=None, phases_lookup_dir_path=None, base_dir=None,
                          libvirt_uri=None, snapshot_type=None):
     """What guest_provision will do before it acts (snapshot names, gates, phase files)."""
     try:

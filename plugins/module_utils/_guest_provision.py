@@ -108,25 +108,45 @@ def snapshot_type(value, obj: str = "guest_provision") -> str:
     return value
 
 
+DEFAULT_LOOKUP = "phases"
+#: ansible_farm's default phases directory, used when ours is not there and it is
+FARM_LOOKUP = "provision_phases"
+
+
+def default_lookup(base_dir: str | None) -> str:
+    """``phases`` when ``<base_dir>/phases`` is a directory, else ansible_farm's
+    ``provision_phases`` when that one is, else ``phases``."""
+    base = base_dir or "."
+    for name in (DEFAULT_LOOKUP, FARM_LOOKUP):
+        if os.path.isdir(os.path.join(base, name)):
+            return name
+    return DEFAULT_LOOKUP
+
+
 def plan(vm, project_id=None, revision_id=None, project_revision=None, allowed_phases=None,
-         phases_lookup_dir_path="phases", base_dir: str | None = None,
+         phases_lookup_dir_path=None, base_dir: str | None = None,
          isfile: Callable[[str], bool] = os.path.isfile, libvirt_uri: str | None = None,
          snapshot_kind=None) -> dict:
     """Everything the role needs to know before it acts (see the module docstring).
 
     ``phases_lookup_dir_path`` is resolved against ``base_dir`` (the playbook directory) when
-    relative; the phase files are looked up on the controller, where ``include_tasks`` reads them
+    relative (unset: :func:`default_lookup`); the phase files are looked up on the controller, where ``include_tasks`` reads them
     (``<phase>.yaml``, else ``<phase>.yml``, per directory). ``libvirt_uri`` (the role passes
     ``ansible_libvirt_uri``) is the URI when ``vm.metadata.connection`` is not set.
     """
     name = domain_name(vm)
     meta = vm["metadata"]
     gates = allowed(allowed_phases, name)
-    kind = snapshot_type(snapshot_kind, name)
+    # the snapshot kind matters only when a snapshot phase may run
+    snapshot_phases = ("restore init", "create init", "restore clean", "create clean")
+    kind = snapshot_type(snapshot_kind, name) if any(gates[p] for p in snapshot_phases) else \
+        ("internal" if snapshot_kind in (None, "") else snapshot_kind)
     rev = revision(revision_id, project_revision, name)
     needs_init = gates["restore init"] or gates["create init"]
     init = init_snapshot_name(project_id, rev, name) if needs_init else None
-    if not isinstance(phases_lookup_dir_path, str) or not phases_lookup_dir_path:
+    if phases_lookup_dir_path is None or phases_lookup_dir_path == "":
+        phases_lookup_dir_path = default_lookup(base_dir)
+    if not isinstance(phases_lookup_dir_path, str):
         raise ValidationError(name, "phases_lookup_dir_path", phases_lookup_dir_path, "must be a path")
     lookup = phases_lookup_dir_path
     if not os.path.isabs(lookup) and base_dir:
