@@ -468,8 +468,9 @@ def do_unarchive(step: dict, check: bool, _opener=None) -> dict:
         return {"changed": True, "msg": "would unpack (archive not there yet)"}
     lower = src.lower()
     written = []
-    if lower.endswith(_TAR_SUFFIXES) or (os.path.isfile(src) and tarfile.is_tarfile(src)
-                                        and not lower.endswith(".zip")):
+    is_tar = lower.endswith(_TAR_SUFFIXES) or (
+        os.path.isfile(src) and tarfile.is_tarfile(src) and not lower.endswith(".zip"))
+    if is_tar:
         with tarfile.open(src) as archive:
             # every member is checked before the first one is written
             for member, target in list(_tar_members(archive, dest, label)):

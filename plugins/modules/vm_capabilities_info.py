@@ -27,7 +27,8 @@ attributes:
     support: none
     description: Nothing changes.
 seealso:
-  - role: vman.lifecycle.vm_dispatcher
+  - ref: vman.lifecycle.vm_dispatcher role <ansible_collections.vman.lifecycle.vm_dispatcher_role>
+    description: The role that assigns VM configurations by these capabilities.
 """
 
 EXAMPLES = r"""

@@ -31,10 +31,10 @@ description:
     to the new end (or updates the MBR) and grows partition C(partition_number) to the end,
     then converts it to C(to_format) as C(dest). Skipped when C(dest) is C(src), already
     C(to_format) and at least C(size).
-  - V(setup_image) runs C(virt-sysprep) on C(src) - root password O(auth.become_password)
+  - V(setup_image) runs C(virt-sysprep) on C(src) - root password C(become_password) of O(auth)
     (through a 0600 file, never on a command line), C(hostname), the public key
-    C(<keys_path>.pub) copied to C(/opt), and a first-boot script that creates O(auth.user)
-    with O(auth.password) and that key. It always reports a change.
+    C(<keys_path>.pub) copied to C(/opt), and a first-boot script that creates C(user) of O(auth)
+    with C(password) of O(auth) and that key. It always reports a change.
   - V(install) moves C(src) to C(dest) (the libvirt pool directory), replacing an existing one
     unless C(replace=false); mode 0644, or 0664 with group O(group).
 author:
@@ -69,7 +69,8 @@ attributes:
     support: none
     description: Images are binary; the result lists the steps that changed.
 seealso:
-  - role: vman.lifecycle.kvm_provision
+  - ref: vman.lifecycle.kvm_provision role <ansible_collections.vman.lifecycle.kvm_provision_role>
+    description: The role that plans the chains and calls this module.
 """
 
 EXAMPLES = r"""

@@ -47,7 +47,7 @@ def fixture_fake_ssh_banner_port():
     srv.close()
 
 
-def _play(tmp_path, port, **extra):
+def _play(tmp_path, port, allowed_phases=(), **extra):
     inventory = {"all": {"hosts": {
         "hv": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
         "guest": dict({"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
@@ -56,7 +56,7 @@ def _play(tmp_path, port, **extra):
           "net": {"type": "network", "source": "default"}}
     play = [{"hosts": "guest", "gather_facts": False, "tasks": [
         {"name": "provision", "ansible.builtin.include_role": {"name": "vman.lifecycle.guest_provision"},
-         "vars": {"vm": vm, "allowed_phases": [], "wait_until_port_reachable": True,
+         "vars": {"vm": vm, "allowed_phases": list(allowed_phases), "wait_until_port_reachable": True,
                   "connection_timeout": 10}}]}]
     (tmp_path / "inv.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
@@ -87,6 +87,7 @@ def test_port_wait_times_out_on_a_closed_port(tmp_path):
 
 
 def test_external_snapshots_refused_with_the_reason(tmp_path, fake_ssh_banner_port):
-    proc = _play(tmp_path, fake_ssh_banner_port, snapshot_type="external")
+    proc = _play(tmp_path, fake_ssh_banner_port, allowed_phases=["create clean"],
+                 snapshot_type="external", project_id="p", revision_id="1")
     assert proc.returncode != 0
     assert "snapshot_type" in proc.stdout and "libvirt before 9.7" in proc.stdout

@@ -92,7 +92,7 @@ def test_vm_host_user_network_with_proxy_jumps():
     assert "ansible_ssh_common_args" not in farm.vm_host(vm, "l1", hostvars, should_setup_proxy_jumps=False)
     # a local hypervisor is not a hop
     local = farm.vm_host(vm, "hv", {"VM debian_vs_amd64": {"ansible_connection": "ssh"},
-                                   "hv": {"ansible_connection": "local"}})
+                                    "hv": {"ansible_connection": "local"}})
     assert local["hostjumps"] == ["hv"] and "ansible_ssh_common_args" not in local
 
 

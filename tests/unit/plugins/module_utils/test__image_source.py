@@ -49,14 +49,15 @@ def farm_vm(tmp_dir="/srv/farm/tmp/", extend=True):
         before.insert(2, {"callback": "callbacks/sources/extend_and_convert.yaml", "src": work,
                           "dest": work, "from_format": "qcow2", "to_format": "qcow2",
                           "partition_number": 1, "size": "10G"})
-    return {"metadata": {
+    meta = {
         "name": "VM debian_12_amd64", "connection": "qemu:///session", "tmp_dir": tmp_dir,
         "libvirt_pool_dir": "/srv/farm/images/", "hostname": "vm.debian_12.amd64",
         "auth": {"user": "user", "password": "virtualsquare", "become_user": "root",
                  "become_password": "virtualsquare", "become_method": "su"},
         "sources": [{"before_provision": before,
-                     "on_provision": {"src": work, "dest": "debian_12_amd64_" + image}}]},
-        "disks": [{"type": "qcow2", "devname": "hda", "src": "debian_12_amd64_" + image}]}
+                     "on_provision": {"src": work, "dest": "debian_12_amd64_" + image}}]}
+    return {"metadata": meta,
+            "disks": [{"type": "qcow2", "devname": "hda", "src": "debian_12_amd64_" + image}]}
 
 
 # --- planning -------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def _definition(tmp_path):
     with tarfile.open(www / "image.tar.gz", "w:gz") as tar:
         tar.add(disk, arcname="disk.raw")
     digest = hashlib.sha256((www / "image.tar.gz").read_bytes()).hexdigest()
-    return {"metadata": {
+    meta = {
         "name": "VM debian_12_amd64", "connection": "test:///default",
         "tmp_dir": str(tmp_path / "work"), "libvirt_pool_dir": str(tmp_path / "pool"),
         "sources": [{
@@ -47,8 +47,8 @@ def _definition(tmp_path):
                 {"callback": "callbacks/sources/my_step.yaml", "src": "disk.raw", "size": "1G"},
                 {"callback": "callbacks/sources/copy.yaml", "src": "disk.raw", "dest": "tmp-disk.raw"},
             ],
-            "on_provision": {"src": "tmp-disk.raw", "dest": "vm.raw"}}]},
-        "disks": [{"type": "raw", "src": "vm.raw"}]}
+            "on_provision": {"src": "tmp-disk.raw", "dest": "vm.raw"}}]}
+    return {"metadata": meta, "disks": [{"type": "raw", "src": "vm.raw"}]}
 
 
 def _run(tmp_path, check=False):
