@@ -34,7 +34,7 @@ def _run(tmp_path, check=False):
     cb = tmp_path / "book" / "tasks" / "callbacks" / "sources" / "mark.yaml"
     cb.parent.mkdir(parents=True, exist_ok=True)
     cb.write_text(CALLBACK)
-    vm = {"metadata": {
+    meta = {
         "name": "VM farm_chain", "connection": "test:///default",
         "tmp_dir": str(tmp_path / "work"), "libvirt_pool_dir": str(tmp_path / "pool"),
         "sources": [{"before_provision": [
@@ -42,8 +42,8 @@ def _run(tmp_path, check=False):
              "dest": "disk.raw"},
             {"callback": "callbacks/sources/mark.yaml", "src": "disk.raw"},
             {"callback": "callbacks/sources/copy.yaml", "src": "disk.raw", "dest": "tmp-disk.raw"}],
-            "on_provision": {"src": "tmp-disk.raw", "dest": "vm.raw"}}]},
-        "virt_domain": "qemu", "disks": [{"type": "raw", "src": "vm.raw"}]}
+            "on_provision": {"src": "tmp-disk.raw", "dest": "vm.raw"}}]}
+    vm = {"metadata": meta, "virt_domain": "qemu", "disks": [{"type": "raw", "src": "vm.raw"}]}
     play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
              "vars": {"ansible_python_interpreter": sys.executable, "vm": vm},
              "tasks": [{"name": "provision", "ansible.builtin.include_role": {
