@@ -28,13 +28,16 @@ def _plain(value):
 
 
 def kvm_vm(vm, state=None, create_vm=None, delete_vm=None, should_remove_all_vm_storage=None,
-           delete_disks=False, libvirt_uri=None):
+           delete_disks=False, libvirt_uri=None, playbook_dir=None,
+           hypervisor_lookup_dir_path="setup_hypervisor"):
     """The normalized VM definition of kvm_provision (name, uri, disks, sources, templates, plan)."""
     try:
         return kvm.normalize(_plain(vm), state=_plain(state), create_vm=_plain(create_vm),
                              delete_vm=_plain(delete_vm),
                              should_remove_all_vm_storage=_plain(should_remove_all_vm_storage),
-                             delete_disks=bool(delete_disks), libvirt_uri=_plain(libvirt_uri) or None)
+                             delete_disks=bool(delete_disks), libvirt_uri=_plain(libvirt_uri) or None,
+                             playbook_dir=_plain(playbook_dir) or None,
+                             lookup_dir=_plain(hypervisor_lookup_dir_path))
     except VmanError as exc:
         raise AnsibleFilterError(str(exc)) from None
 
@@ -48,15 +51,16 @@ def kvm_template(vm, search_dirs):
 
 
 def guest_provision_plan(vm, project_id=None, revision_id=None, project_revision=None,
-                         allowed_phases=None, phases_lookup_dir_path="phases", base_dir=None,
-                         libvirt_uri=None):
+                         allowed_phases=None, phases_lookup_dir_path=None, base_dir=None,
+                         libvirt_uri=None, snapshot_type=None):
     """What guest_provision will do before it acts (snapshot names, gates, phase files)."""
     try:
         return gp.plan(_plain(vm), project_id=_plain(project_id), revision_id=_plain(revision_id),
                        project_revision=_plain(project_revision),
                        allowed_phases=_plain(allowed_phases),
                        phases_lookup_dir_path=_plain(phases_lookup_dir_path),
-                       base_dir=_plain(base_dir), libvirt_uri=_plain(libvirt_uri) or None)
+                       base_dir=_plain(base_dir), libvirt_uri=_plain(libvirt_uri) or None,
+                       snapshot_kind=_plain(snapshot_type))
     except VmanError as exc:
         raise AnsibleFilterError(str(exc)) from None
 

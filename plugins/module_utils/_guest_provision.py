@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, as_text
 from ansible_collections.vman.lifecycle.plugins.module_utils._kvm_provision import (
-    connection_uri, display_name, domain_name)
+    connection_uri, display_name, domain_name, interfaces)
 from ansible_collections.vman.lifecycle.plugins.module_utils._phases import import_path
 
 #: The sub-phases of the README, in the order they run.
@@ -30,6 +30,15 @@ PHASES = ("startup", "restore init", "restore clean", "create clean", "dependenc
 #: The use-case phases that have a phase file.
 PHASE_FILES = ("dependencies", "init", "main", "terminate")
 CLEAN_SNAPSHOT = "clean"
+SNAPSHOT_TYPES = ("internal", "external")
+#: why ``snapshot_type: external`` is refused (docs/migrating-from-ansible_farm.md says more)
+EXTERNAL_REFUSED = (
+    "external snapshots are not supported by guest_provision: libvirt before 9.7 (Debian 12 "
+    "has 9.0) can neither revert nor delete them, and ansible_farm's emulation (redefining the "
+    "domain on new overlay files, restarting the VM, editing the snapshot metadata by hand) "
+    "loses the guest's memory state and leaves overlay chains libvirt does not track; use "
+    "snapshot_type: internal (qcow2 disks), or kvm_provision with a qcow2 'backing' disk for "
+    "firmware (UEFI/pflash) VMs")
 # same alphabet as vm_snapshot's names (the project id and revision become part of one)
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:-]{0,60}")
 
@@ -79,23 +88,65 @@ def allowed(allowed_phases: Iterable[str] | None, obj: str = "guest_provision") 
     return {p: p in allowed_phases for p in PHASES}
 
 
+def networks(vm) -> list:
+    """The libvirt networks the VM's ``network`` interfaces use (``vm.net``, one dict or a
+    list), in order, each once: started before the VM, as ansible_farm's guest_provision did."""
+    out = []
+    for nic in interfaces(vm):
+        if nic["type"] == "network" and nic["source"] not in out:
+            out.append(nic["source"])
+    return out
+
+
+def snapshot_type(value, obj: str = "guest_provision") -> str:
+    """ansible_farm's ``snapshot_type``: ``internal`` (the default); ``external`` is refused."""
+    value = "internal" if value in (None, "") else value
+    if value not in SNAPSHOT_TYPES:
+        raise ValidationError(obj, "snapshot_type", value, "must be internal or external")
+    if value == "external":
+        raise ValidationError(obj, "snapshot_type", value, EXTERNAL_REFUSED)
+    return value
+
+
+DEFAULT_LOOKUP = "phases"
+#: ansible_farm's default phases directory, used when ours is not there and it is
+FARM_LOOKUP = "provision_phases"
+
+
+def default_lookup(base_dir: str | None) -> str:
+    """``phases`` when ``<base_dir>/phases`` is a directory, else ansible_farm's
+    ``provision_phases`` when that one is, else ``phases``."""
+    base = base_dir or "."
+    for name in (DEFAULT_LOOKUP, FARM_LOOKUP):
+        if os.path.isdir(os.path.join(base, name)):
+            return name
+    return DEFAULT_LOOKUP
+
+
 def plan(vm, project_id=None, revision_id=None, project_revision=None, allowed_phases=None,
-         phases_lookup_dir_path="phases", base_dir: str | None = None,
-         isfile: Callable[[str], bool] = os.path.isfile, libvirt_uri: str | None = None) -> dict:
+         phases_lookup_dir_path=None, base_dir: str | None = None,
+         isfile: Callable[[str], bool] = os.path.isfile, libvirt_uri: str | None = None,
+         snapshot_kind=None) -> dict:
     """Everything the role needs to know before it acts (see the module docstring).
 
     ``phases_lookup_dir_path`` is resolved against ``base_dir`` (the playbook directory) when
-    relative; the phase files are looked up on the controller, where ``include_tasks`` reads them
+    relative (unset: :func:`default_lookup`); the phase files are looked up on the controller, where ``include_tasks`` reads them
     (``<phase>.yaml``, else ``<phase>.yml``, per directory). ``libvirt_uri`` (the role passes
     ``ansible_libvirt_uri``) is the URI when ``vm.metadata.connection`` is not set.
     """
     name = domain_name(vm)
     meta = vm["metadata"]
     gates = allowed(allowed_phases, name)
+    # the snapshot kind matters only when a snapshot phase may run
+    snapshot_phases = ("restore init", "create init", "restore clean", "create clean")
+    kind = snapshot_type(snapshot_kind, name) if any(gates[p] for p in snapshot_phases) else \
+        ("internal" if snapshot_kind in (None, "") else snapshot_kind)
     rev = revision(revision_id, project_revision, name)
     needs_init = gates["restore init"] or gates["create init"]
     init = init_snapshot_name(project_id, rev, name) if needs_init else None
-    if not isinstance(phases_lookup_dir_path, str) or not phases_lookup_dir_path:
+    if phases_lookup_dir_path is None or phases_lookup_dir_path == "":
+        phases_lookup_dir_path = default_lookup(base_dir)
+    if not isinstance(phases_lookup_dir_path, str):
         raise ValidationError(name, "phases_lookup_dir_path", phases_lookup_dir_path, "must be a path")
     lookup = phases_lookup_dir_path
     if not os.path.isabs(lookup) and base_dir:
@@ -115,6 +166,8 @@ def plan(vm, project_id=None, revision_id=None, project_revision=None, allowed_p
         "allowed": gates,
         "files": files,
         "lookup_dir": lookup,
+        "networks": networks(vm),
+        "snapshot_type": kind,
     }
 
 

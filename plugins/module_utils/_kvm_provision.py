@@ -19,6 +19,7 @@ import re
 from typing import Callable, Iterable
 from urllib.parse import urlparse
 
+from ansible_collections.vman.lifecycle.plugins.module_utils import _image_source
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
     ValidationError, as_text, check_line)
 
@@ -49,7 +50,9 @@ KNOWN_KEYS = frozenset(("metadata", "disks", "arch", "net", "virt_domain", "ram"
                         "machine", "emulator", "cpu", "kernel", "initrd", "cmdline",
                         "guest_agent", "console_log") + FARM_FLAGS)
 KNOWN_METADATA_KEYS = frozenset(("name", "connection", "template", "libvirt_pool_dir", "sources",
-                                 "platform_name", "target_name"))
+                                 "platform_name", "target_name", "tmp_dir"))
+#: read only by ansible_farm's setup_image step of a source chain
+SETUP_IMAGE_METADATA_KEYS = frozenset(("auth", "hostname"))
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
@@ -188,10 +191,13 @@ def sources(vm) -> list:
     name = domain_name(vm)
     pool = _pool_dir(vm)
     out = []
+    if _image_source.is_farm_format(_metadata(vm).get("sources")):
+        return out
     for i, src in enumerate(_metadata(vm).get("sources") or []):
         field = f"metadata.sources[{i}]"
         if not isinstance(src, dict) or not src.get("uri"):
-            raise ValidationError(name, field, src, "each source needs a 'uri'")
+            raise ValidationError(name, field, src, "each source needs a 'uri' (or, in "
+                                  "ansible_farm's format, 'before_provision' / 'on_provision')")
         uri = src["uri"]
         parsed = urlparse(uri)
         if parsed.scheme in URL_SCHEMES:
@@ -211,6 +217,35 @@ def sources(vm) -> list:
                     "dest": _in_pool(dest_name, pool, name, field + ".unarchived"),
                     "checksum": checksum})
     return out
+
+
+def tmp_dir(vm):
+    """``vm.metadata.tmp_dir``: ansible_farm's working directory of the source chains (required
+    by them, as there); None when unset."""
+    value = _metadata(vm).get("tmp_dir")
+    if value in (None, ""):
+        return None
+    check_line(domain_name(vm), "metadata.tmp_dir", value)
+    if not os.path.isabs(value):
+        raise ValidationError(domain_name(vm), "metadata.tmp_dir", value, "must be an absolute path")
+    return posixpath.normpath(value)
+
+
+def source_groups(vm, playbook_dir=None, lookup_dir="setup_hypervisor") -> list:
+    """ansible_farm's ``before_provision`` / ``on_provision`` chains of ``vm.metadata.sources``
+    as the groups of :func:`_image_source.plan` (native steps and the user's callback files);
+    empty for sources in this collection's own format."""
+    meta = _metadata(vm)
+    if not _image_source.is_farm_format(meta.get("sources")):
+        return []
+    name = domain_name(vm)
+    work = tmp_dir(vm)
+    if work is None:
+        raise ValidationError(name, "metadata.tmp_dir", None, "ansible_farm's source chains need "
+                              "a working directory (an absolute path)")
+    if not isinstance(lookup_dir, str) or not lookup_dir:
+        raise ValidationError(name, "hypervisor_lookup_dir_path", lookup_dir, "must be a directory path")
+    return _image_source.plan(vm, name, work, _pool_dir(vm), playbook_dir, lookup_dir)
 
 
 def disks(vm) -> list:
@@ -383,28 +418,37 @@ def lifecycle(vm, state=None, create_vm=None, delete_vm=None, should_remove_all_
             "delete_disks": wipe and delete}
 
 
-def passthrough_keys(vm) -> list:
+def passthrough_keys(vm, groups=None) -> list:
     """The keys of ``vm`` (and ``metadata.<key>``) this role does not read, sorted: they are
-    passed through untouched, for custom templates and other roles."""
+    passed through untouched, for custom templates and other roles. ``metadata.auth`` and
+    ``metadata.hostname`` are read when a source chain (``groups``) has a setup_image step."""
     meta = _metadata(vm)
+    known = KNOWN_METADATA_KEYS
+    if any(step["action"] == "setup_image" for group in groups or () if group["kind"] == "native"
+           for step in group["steps"]):
+        known = known | SETUP_IMAGE_METADATA_KEYS
     return sorted(str(k) for k in vm if k not in KNOWN_KEYS) + \
-        sorted(f"metadata.{k}" for k in meta if k not in KNOWN_METADATA_KEYS)
+        sorted(f"metadata.{k}" for k in meta if k not in known)
 
 
 def normalize(vm, state=None, create_vm=None, delete_vm=None, should_remove_all_vm_storage=None,
-              delete_disks=False, libvirt_uri=None) -> dict:
+              delete_disks=False, libvirt_uri=None, playbook_dir=None,
+              lookup_dir="setup_hypervisor") -> dict:
     """Everything the kvm_provision tasks read, computed once from the ``vm`` definition."""
+    groups = source_groups(vm, playbook_dir, lookup_dir)
     return {
         "name": domain_name(vm),
         "display_name": display_name(vm),
         "uri": connection_uri(vm, libvirt_uri),
         "pool_dir": _pool_dir(vm),
         "sources": sources(vm),
+        "tmp_dir": tmp_dir(vm),
+        "source_groups": groups,
         "disks": disks(vm),
         "domain": domain_settings(vm),
         "templates": template_candidates(vm),
         "plan": lifecycle(vm, state=state, create_vm=create_vm, delete_vm=delete_vm,
                           should_remove_all_vm_storage=should_remove_all_vm_storage,
                           delete_disks=delete_disks),
-        "passthrough_keys": passthrough_keys(vm),
+        "passthrough_keys": passthrough_keys(vm, groups),
     }

@@ -146,3 +146,49 @@ def test_plan_farm_name_uri_fallback_and_yml_phase_files():
     vm["metadata"]["connection"] = "qemu:///system"
     assert gp.plan(vm, allowed_phases=[], isfile=files.__contains__,
                    libvirt_uri="qemu:///session")["uri"] == "qemu:///system"
+
+
+def test_networks_of_the_network_interfaces_started_before_the_vm():
+    """ansible_farm starts vm.net.source when vm.net.type is network; here every network NIC."""
+    assert _plan()["networks"] == []
+    vm = dict(VM, net={"type": "network", "source": "farm-net"})
+    assert gp.plan(vm, project_id="p", revision_id=1)["networks"] == ["farm-net"]
+    vm = dict(VM, net=[{"type": "network"}, {"type": "user"}, {"type": "network", "source": "b"},
+                       {"type": "network", "source": "default"}])
+    assert gp.plan(vm, project_id="p", revision_id=1)["networks"] == ["default", "b"]
+    vm = dict(VM, net={"type": "user", "source": "hostfwd=tcp:127.0.0.1:2222-:22"})
+    assert gp.plan(vm, project_id="p", revision_id=1)["networks"] == []
+
+
+def test_snapshot_type_internal_and_external_refused_with_the_reason():
+    assert _plan()["snapshot_type"] == "internal"
+    assert _plan(snapshot_kind="internal")["snapshot_type"] == "internal"
+    with pytest.raises(ValidationError, match=r"snapshot_type.*'external'.*libvirt before 9\.7"):
+        _plan(snapshot_kind="external")
+    with pytest.raises(ValidationError, match="snapshot_type.*must be internal or external"):
+        _plan(snapshot_kind="overlay")
+
+
+def test_external_snapshot_type_is_fine_without_snapshot_phases():
+    """ansible_farm's demo sets snapshot_type: external for arm64 and runs some plays without
+    any snapshot phase: those plan; with a snapshot phase they are refused."""
+    p = _plan(snapshot_kind="external", allowed_phases=["startup", "dependencies", "init", "main"],
+              project_id=None, revision_id=None)
+    assert p["snapshot_type"] == "external" and p["init_snapshot"] is None
+    with pytest.raises(ValidationError, match="snapshot_type"):
+        _plan(snapshot_kind="external", allowed_phases=["startup", "create clean"])
+
+
+def test_default_lookup_dir_falls_back_to_ansible_farms(tmp_path):
+    vm = dict(VM)
+    assert gp.plan(vm, project_id="p", revision_id=1, base_dir=str(tmp_path))["lookup_dir"] == \
+        str(tmp_path / "phases")
+    (tmp_path / "provision_phases").mkdir()
+    assert gp.plan(vm, project_id="p", revision_id=1, base_dir=str(tmp_path))["lookup_dir"] == \
+        str(tmp_path / "provision_phases")
+    (tmp_path / "phases").mkdir()
+    assert gp.plan(vm, project_id="p", revision_id=1, base_dir=str(tmp_path))["lookup_dir"] == \
+        str(tmp_path / "phases")
+    # an explicit value is used as it is
+    assert gp.plan(vm, project_id="p", revision_id=1, base_dir=str(tmp_path),
+                   phases_lookup_dir_path="provision_phases")["lookup_dir"] == str(tmp_path / "provision_phases")

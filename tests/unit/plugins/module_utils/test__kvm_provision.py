@@ -233,8 +233,7 @@ def test_unknown_keys_pass_through_and_are_listed():
     vm = _vm(firmware="/usr/share/OVMF.fd", custom={"x": 1},
              metadata={"hostname": "vm.amd64.debian_12", "tmp_dir": "/tmp/", "auth": {}})
     n = kvm.normalize(vm)
-    assert n["passthrough_keys"] == ["custom", "firmware", "metadata.auth", "metadata.hostname",
-                                     "metadata.tmp_dir"]
+    assert n["passthrough_keys"] == ["custom", "firmware", "metadata.auth", "metadata.hostname"]
     assert kvm.passthrough_keys(_vm()) == []
 
 
@@ -282,4 +281,4 @@ def test_converted_farm_example_normalizes():
     assert n["disks"][0]["bus"] == "ide"
     assert n["plan"] == {"mode": "ansible_farm", "steps": ["absent"],
                          "define_only_if_missing": False, "delete_disks": True}
-    assert n["passthrough_keys"] == ["metadata.auth", "metadata.hostname", "metadata.tmp_dir"]
+    assert n["passthrough_keys"] == ["metadata.auth", "metadata.hostname"]  # tmp_dir is read (source chains)
