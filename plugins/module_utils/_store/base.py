@@ -19,6 +19,7 @@ from ansible_collections.vman.lifecycle.plugins.module_utils import _lifecycle a
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
     StateError, ValidationError, VmanError)
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import schema
+from ansible_collections.vman.lifecycle.plugins.module_utils._store.hypervisors import HypervisorsMixin
 from ansible_collections.vman.lifecycle.plugins.module_utils._store.requests import RequestsMixin
 
 NETCONF_KINDS = ("vm", "service", "test-service")
@@ -35,8 +36,9 @@ class StoreMissing(StoreError):
     """A read-only open found no store at all (a SQLite file never created)."""
 
 
-class Store(RequestsMixin):
-    """Base class of the SQLite and PostgreSQL stores (start requests: :class:`RequestsMixin`)."""
+class Store(RequestsMixin, HypervisorsMixin):
+    """Base class of the SQLite and PostgreSQL stores (start requests: :class:`RequestsMixin`,
+    hypervisors: :class:`HypervisorsMixin`)."""
 
     dialect = None
     #: appended to a SELECT that must lock the rows it reads (PostgreSQL: FOR UPDATE)
@@ -186,11 +188,11 @@ class Store(RequestsMixin):
         with self._tx() as q:
             return self._get(q, name)
 
-    def list_vms(self, status=None, flavor=None, org=None, owner=None):
+    def list_vms(self, status=None, flavor=None, org=None, owner=None, hypervisor=None):
         """VMs matching every filter given, in creation order."""
         where, args = [], []
         for column, value in (("status", status), ("flavor", flavor), ("org", org),
-                              ("owner", owner)):
+                              ("owner", owner), ("hypervisor", hypervisor)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
