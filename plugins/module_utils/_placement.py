@@ -56,7 +56,7 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
     StateError, ValidationError, check_line, safe_repr)
 
 KINDS = ("xen", "libvirt", "lxc")
-HOST_STATES = ("enabled", "unreachable", "disabled")
+HOST_STATES = ("enabled", "unreachable", "disabled", "unmeasured")
 HEADROOMS = ("n+1", "none")
 #: steps of the fallback search before it gives up (each step tries one VM on one host)
 SEARCH_BUDGET = 200_000
@@ -433,3 +433,61 @@ def place(hosts, vms, headroom="n+1", budget=SEARCH_BUDGET) -> dict:
         "hosts": {h["name"]: {"memory": cluster.mem[h["name"]], "vcpus": cluster.cpu[h["name"]],
                               "disk": cluster.disk[h["name"]]} for h in cluster.enabled},
     }
+
+
+# ---- advisory rebalancing ------------------------------------------------------------------
+
+#: how many of the most loaded hosts (by memory ratio) a rebalancing step takes guests from
+SOURCE_HOSTS = 5
+
+
+def suggest_moves(hosts, guests, max_moves=10, headroom="n+1") -> dict:
+    """Moves of existing guests that would even the cluster out; nothing is moved.
+
+    ``hosts`` as for :func:`place`, their ``use`` including the guests; ``guests`` are VM
+    dicts (as for :func:`place`) plus ``host``, the host they are on. Each step takes the one
+    move, of a guest on one of the :data:`SOURCE_HOSTS` hosts with the highest memory ratio to
+    another enabled host of the same kind where it fits (the fit rules of :func:`place`), that
+    lowers the balance score most; it stops after ``max_moves`` steps or when no move lowers
+    the score. Returns ``{"moves": [{"vm", "from", "to", "score_after"}], "score_before",
+    "score_after"}``.
+    """
+    hosts = [parse_host(h) for h in hosts]
+    cluster = Cluster(hosts, headroom)
+    placed = []
+    for raw in guests:
+        guest = parse_vm(raw)
+        where = raw.get("host")
+        if where not in cluster.mem:
+            continue
+        guest["kind"] = cluster.hosts[where]["kind"]
+        placed.append([guest, where])
+    before = score = cluster.score()
+    moves = []
+    for dummy in range(max(0, int(max_moves))):
+        ratio = {h["name"]: _ratio(cluster.mem[h["name"]], h["memory"]) for h in cluster.enabled}
+        sources = set(sorted(ratio, key=lambda n: (-ratio[n], n))[:SOURCE_HOSTS])
+        best = None
+        for entry in sorted(placed, key=lambda e: e[0]["name"]):
+            guest, where = entry
+            if where not in sources:
+                continue
+            origin = cluster.hosts[where]
+            cluster.remove(origin, guest)
+            for target in cluster.enabled:
+                if target["name"] == where or cluster.why_not(target, guest) is not None:
+                    continue
+                option = (round(cluster.score_with(target, guest), 12), guest["name"], target["name"])
+                if best is None or option < best[0]:
+                    best = (option, entry, target)
+            cluster.add(origin, guest)
+        if best is None or best[0][0] >= round(score, 12) - 1e-9:
+            break
+        (new_score, dummy2, dummy3), entry, target = best
+        cluster.remove(cluster.hosts[entry[1]], entry[0])
+        cluster.add(target, entry[0])
+        moves.append({"vm": entry[0]["name"], "from": entry[1], "to": target["name"],
+                      "score_after": round(new_score, 6)})
+        entry[1] = target["name"]
+        score = cluster.score()
+    return {"moves": moves, "score_before": round(before, 6), "score_after": round(score, 6)}

@@ -160,7 +160,7 @@ class HypervisorsMixin:
 
     def assign_hypervisors(self, placement, resources, check=False):
         """Record a placement: set each VM's ``hypervisor`` and add its ``resources``
-        (``{vm: {"memory", "vcpus", "disk", "groups"}}``) to its host's ``use``, so a
+        (``{vm: {"memory", "vcpus", "disk"}}``) to its host's ``use``, so a
         placement before the next refresh counts it. ``placement`` is ``{vm: host}``; an
         unknown VM or host is a StateError (nothing written)."""
         with self._tx(write=not check) as q:
@@ -179,7 +179,6 @@ class HypervisorsMixin:
             res = resources.get(vm, {})
             for key in ("memory", "vcpus", "disk"):
                 use[key] = int(use.get(key) or 0) + int(res.get(key) or 0)
-            use["groups"] = sorted(set(use.get("groups") or []) | set(res.get("groups") or []))
         if not check:
             now = self.clock()
             for vm, host in sorted(placement.items()):

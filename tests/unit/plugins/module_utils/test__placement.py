@@ -274,3 +274,24 @@ def test_property_valid_complete_and_deterministic(case):
     assert _valid(hosts, vms, placement, headroom)
     assert out == place(hosts, list(reversed(vms)), headroom=headroom)
     assert math.isfinite(out["score_after"])
+
+
+# ---- advisory rebalancing ------------------------------------------------------------
+
+def test_suggest_moves_evens_out_and_respects_the_rules():
+    from ansible_collections.vman.lifecycle.plugins.module_utils._placement import suggest_moves
+    hosts = [host("a", used=6144, used_cpu=3, groups=["web"]), host("b"), host("c")]
+    guests = [dict(vm(f"g{i}", 2048), host="a") for i in range(3)]
+    guests[0]["anti_affinity"] = ["web"]
+    out = suggest_moves(hosts, guests, headroom="none")
+    assert [(m["vm"], m["from"]) for m in out["moves"]] == [("g0", "a"), ("g1", "a")]
+    assert sorted(m["to"] for m in out["moves"]) == ["b", "c"]
+    assert out["score_after"] < out["score_before"]
+    assert out["moves"][-1]["score_after"] == out["score_after"]
+    # already balanced: nothing to suggest; max_moves bounds the list
+    assert suggest_moves([host("a", used=2048, used_cpu=1), host("b", used=2048, used_cpu=1)],
+                         [dict(vm("x", 2048), host="a"), dict(vm("y", 2048), host="b")])["moves"] == []
+    assert len(suggest_moves(hosts, guests, max_moves=1, headroom="none")["moves"]) == 1
+    # a guest only moves to a host of its own kind
+    hosts[1]["kind"] = hosts[2]["kind"] = "lxc"
+    assert suggest_moves(hosts, guests, headroom="none")["moves"] == []

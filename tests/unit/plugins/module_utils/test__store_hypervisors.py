@@ -93,13 +93,13 @@ def test_assign_records_host_and_use_then_remove_is_refused(store):
     store.put_hypervisor("a", _xen())
     store.record_refresh({"a": {"capacity": {"memory": 8192}, "use": {"memory": 1024, "groups": ["g0"]}}}, {})
     store.create_vms([{"name": "v1", "spec": {}}, {"name": "v2", "spec": {}}])
-    res = {"v1": {"memory": 512, "vcpus": 1, "groups": ["site-a"]}, "v2": {"memory": 256, "vcpus": 2}}
+    res = {"v1": {"memory": 512, "vcpus": 1}, "v2": {"memory": 256, "vcpus": 2}}
     assert store.assign_hypervisors({"v1": "a", "v2": "a"}, res, check=True)["a"]["memory"] == 1792
     assert store.get_vm("v1")["hypervisor"] is None
     store.assign_hypervisors({"v1": "a", "v2": "a"}, res)
     assert store.get_vm("v1")["hypervisor"] == "a"
     assert store.get_hypervisor("a")["use"] == {"memory": 1792, "vcpus": 3, "disk": 0,
-                                                "groups": ["g0", "site-a"]}
+                                                "groups": ["g0"]}
     assert [v["name"] for v in store.list_vms(hypervisor="a")] == ["v1", "v2"]
     with pytest.raises(StateError, match="hypervisor nope is not registered"):
         store.assign_hypervisors({"v1": "nope"}, res)
