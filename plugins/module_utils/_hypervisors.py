@@ -160,7 +160,12 @@ def vm_resources(vm) -> dict:
             "groups": sorted({str(g) for g in (groups if isinstance(groups, list) else [groups])})}
 
 
-def placement_hosts(store, vms=None):
+def placement_hosts(store):
+    """:func:`hosts_from_rows` of the store's hypervisors and VMs."""
+    return hosts_from_rows(store.list_hypervisors(), store.list_vms())
+
+
+def hosts_from_rows(hypervisor_rows, vms):
     """The registered hypervisors as :func:`_placement.place` reads them, and the store VMs
     on each: ``(hosts, {host: [vm rows]})``.
 
@@ -169,13 +174,12 @@ def placement_hosts(store, vms=None):
     (VMs that do not run now still hold their place); groups: those of the store's VMs. A
     host never measured that declares no memory is ``unmeasured`` (left out, with that reason).
     """
-    vms = store.list_vms() if vms is None else vms
     by_host = {}
     for vm in vms:
         if vm.get("hypervisor") and vm.get("status") not in ("canceled", "purged"):
             by_host.setdefault(vm["hypervisor"], []).append(vm)
     hosts = []
-    for row in store.list_hypervisors():
+    for row in hypervisor_rows:
         cap, use = dict(row["capacity"]), dict(row["use"])
         mine = [vm_resources(v) for v in by_host.get(row["name"], [])]
         state = row["state"]
@@ -191,6 +195,49 @@ def placement_hosts(store, vms=None):
                          for key in ("memory", "vcpus", "disk")},
                         groups=sorted({g for m in mine for g in m["groups"]}))})
     return hosts, by_host
+
+
+def flavor_vm(record, labels=None) -> dict:
+    """A new pool VM record (name, backend, spec) as a VM to place: its kind is the flavor's
+    backend; ``spec.memory``, ``vcpus``, ``disk``, ``arch``, ``domain_type`` and
+    ``anti_affinity`` size and constrain it, the flavor's ``labels`` choose the hosts."""
+    spec = record.get("spec") or {}
+    res = vm_resources(record)
+    return {"name": record["name"], "kind": record.get("backend"), "memory": res["memory"],
+            "vcpus": res["vcpus"], "disk": res["disk"], "arch": spec.get("arch"),
+            "domain_type": spec.get("domain_type"), "labels": labels or {},
+            "anti_affinity": res["groups"]}
+
+
+class PoolPlacer:
+    """The ``placer`` of :meth:`Store.fill_pool`: places the new VMs of flavors without a
+    ``hypervisor`` across the registered hypervisors, the whole batch at once. With no
+    hypervisor registered it places nothing (the fill is as without placement)."""
+
+    def __init__(self, flavors, headroom="n+1", allocator_command=None, allocator_timeout=None):
+        self.labels = {f["name"]: f.get("labels") or {} for f in flavors}
+        self.headroom = headroom
+        self.allocator_command = allocator_command
+        self.allocator_timeout = allocator_timeout or _allocator.DEFAULT_TIMEOUT
+        self.placement = {}
+        self.resources = {}
+        #: flavor of every record placed, by name
+        self.flavor_of = {}
+
+    def __call__(self, hypervisor_rows, vms, records):
+        todo = [r for r in records if not r.get("hypervisor")]
+        self.flavor_of = {r["name"]: r["flavor"] for r in todo}
+        if not hypervisor_rows or not todo:
+            return {}
+        hosts, dummy = hosts_from_rows(hypervisor_rows, vms)
+        batch = [flavor_vm(r, self.labels.get(r["flavor"])) for r in todo]
+        if self.allocator_command:
+            self.placement = _allocator.place_external(self.allocator_command, hosts, batch,
+                                                       self.headroom, timeout=self.allocator_timeout)
+        else:
+            self.placement = _placement.place(hosts, batch, headroom=self.headroom)["placement"]
+        self.resources = {v["name"]: {k: v[k] for k in ("memory", "vcpus", "disk")} for v in batch}
+        return self.placement
 
 
 def place(store, vms, headroom="n+1", allocator_command=None, allocator_timeout=None):

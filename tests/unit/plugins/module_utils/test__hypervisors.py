@@ -80,3 +80,55 @@ def test_normalise_entry_names_the_field(entry, field):
     with pytest.raises(ValidationError) as err:
         hv.normalise_entry(entry)
     assert err.value.field == field
+
+
+# ---- pool fill with placement (both store dialects) ---------------------------------
+
+def _names():
+    counter = iter(range(1000))
+    return lambda: f"n{next(counter):03d}"
+
+
+def test_pool_fill_places_the_whole_batch_and_records_hosts(store):
+    from ansible_collections.vman.lifecycle.plugins.module_utils import _pool
+    _register(store, "a", memory=4096)
+    _register(store, "b", memory=8192)
+    _register(store, "l", memory=8192, kind="lxc")
+    flavors = [{"name": "small", "threshold": 4, "backend": "xen", "spec": {"memory": 1024, "vcpus": 1}},
+               {"name": "pinned", "threshold": 1, "backend": "xen", "hypervisor": "elsewhere",
+                "spec": {"memory": 512}},
+               {"name": "ct", "threshold": 1, "backend": "lxc", "spec": {"memory": 512}}]
+    result, dummy = _pool.fill(store, flavors, check=True, make_name=_names(), headroom="none")
+    assert result["deficit"] == {"small": 4, "pinned": 1, "ct": 1} and result["created"] == []
+    assert result["placement"] == {"small": {"a": 1, "b": 3}, "ct": {"l": 1}}
+    assert store.list_vms() == []
+    result, dummy = _pool.fill(store, flavors, make_name=_names(), headroom="none")
+    hosts = {vm["name"]: vm["hypervisor"] for vm in store.list_vms()}
+    assert sorted(hosts.values()) == ["a", "b", "b", "b", "elsewhere", "l"]
+    assert result["placement"] == {"small": {"a": 1, "b": 3}, "ct": {"l": 1}}
+    # the use of the hosts counts the new VMs until the next refresh
+    assert store.get_hypervisor("b")["use"]["memory"] == 3072
+    assert store.get_hypervisor("l")["use"]["memory"] == 512
+
+
+def test_pool_fill_that_does_not_fit_creates_nothing(store):
+    from ansible_collections.vman.lifecycle.plugins.module_utils import _pool
+    from ansible_collections.vman.lifecycle.plugins.module_utils._errors import StateError
+    _register(store, "a", memory=2048)
+    _register(store, "b", memory=2048, use={"memory": 1024})
+    flavors = [{"name": "big", "threshold": 4, "backend": "xen", "spec": {"memory": 1024},
+                "labels": {}}]
+    with pytest.raises(StateError) as err:
+        _pool.fill(store, flavors, make_name=_names(), headroom="none")
+    assert "fits on no hypervisor" in str(err.value) or "finds no hypervisor" in str(err.value)
+    assert "a: memory: 0 MiB free" in str(err.value) and "b: memory: 0 MiB free" in str(err.value)
+    assert store.list_vms() == []
+    assert store.get_hypervisor("a")["use"] == {}
+
+
+def test_pool_fill_without_hypervisors_is_unchanged(store):
+    from ansible_collections.vman.lifecycle.plugins.module_utils import _pool
+    result, dummy = _pool.fill(store, [{"name": "s", "threshold": 2, "backend": "xen", "spec": {}}],
+                               make_name=_names())
+    assert result["placement"] == {}
+    assert [vm["hypervisor"] for vm in store.list_vms()] == [None, None]
