@@ -29,10 +29,11 @@ can only fail over to a host of its own kind): let H be the enabled host of that
 guests use the most memory (ties: the first by name), its load L = ``use.memory``; the free
 memory of the other enabled hosts of that kind, F = sum of ``max(0, memory - use.memory)``,
 must be at least L. Only the kinds that receive a VM of the batch are checked (a kind already
-short of headroom blocks placement on its own hosts only). It is an aggregate test (the failed host's guests are not packed one by
-one) on memory only, checked on the state after the whole batch is placed, and, since placing
-only lowers F and raises L, on every step on the way. A kind with a single host can never keep
-it while carrying guests: use ``headroom="none"`` there.
+short of headroom blocks placement on its own hosts only). It is an aggregate test (the
+failed host's guests are not packed one by one) on memory only, checked after every VM
+placed, so also on the state after the whole batch (placing only lowers F and raises L). A
+kind with a single host can never keep it while carrying guests: use ``headroom="none"``.
+Unmeasured, unreachable and disabled hosts count neither as load nor as free memory.
 
 **Balance score** (lower is better), over all enabled hosts: the population standard
 deviation of the memory use ratios ``use.memory / memory``, plus that of the vCPU ratios

@@ -11,9 +11,9 @@ short_description: Register the hypervisors that placement may put VMs on, and m
 version_added: 0.1.0
 description:
   - Keeps the hypervisors of the lifecycle store, the hosts that placement chooses from
-    (M(vman.lifecycle.vm_placement_info), O(vman.lifecycle.vm_pool#module:placement)), in one
-    call for any number of them. Each has a kind, how to reach it, labels that VMs may require
-    (C(site), C(rack), C(class)), and its capacity.
+    (M(vman.lifecycle.vm_pool) places new VMs on them, M(vman.lifecycle.vm_placement_info)
+    reports their load), in one call for any number of them. Each has a kind, how to reach
+    it, labels that VMs may require (C(site), C(rack), C(class)), and its capacity.
   - With O(refresh=true) the hosts are measured on the hosts themselves, all at the same time
     within O(refresh_timeout) seconds; the capacity and current use are written to the store
     in one transaction. A Xen host runs C(xl info) and C(xl list), an LXC host

@@ -46,7 +46,7 @@ options:
     description:
       - V(n+1) - a move must keep, per kind, the most loaded host's guest memory within the
         free memory of the other hosts of that kind (see the notes of
-        O(vman.lifecycle.vm_pool#module:placement)). V(none) - no headroom.
+        O(vman.lifecycle.vm_pool#module:headroom)). V(none) - no headroom.
     type: str
     choices: ["n+1", "none"]
     default: "n+1"

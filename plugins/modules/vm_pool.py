@@ -87,8 +87,8 @@ options:
         type: str
       labels:
         description:
-          - Labels the hypervisors of this flavor's new VMs must carry, for example
-            C({site: a}) (placement only).
+          - "Labels the hypervisors of this flavor's new VMs must carry, for example
+            C({site: a}) (placement only)."
         type: dict
   headroom:
     description:
@@ -106,8 +106,8 @@ options:
     description:
       - An external allocator, as a list (the program and its arguments; run without a
         shell), in place of the built-in placement, in the spirit of Ganeti's iallocator.
-      - It reads on stdin C({"version": 1, "request": {"type": "allocate", "headroom": ...},
-        "hosts": [...], "vms": [...]}) and prints C({"placement": {"<vm>": "<host>"}}).
+      - 'It reads on stdin C({"version": 1, "request": {"type": "allocate", "headroom": ...},
+        "hosts": [...], "vms": [...]}) and prints C({"placement": {"<vm>": "<host>"}}).'
       - Its answer is checked like user input - every new VM placed exactly once, on a
         registered hypervisor where it fits by the built-in rules; otherwise the task fails
         naming the VM and the reason, and nothing is created.
