@@ -25,15 +25,20 @@ adding it ``use.memory <= memory``, ``use.vcpus <= vcpus * vcpu_ratio``, ``use.d
 (when tracked), no anti-affinity group shared, and the N+1 headroom below still holding.
 
 **N+1 headroom** (``headroom="n+1"``, the default; ``"none"`` turns it off), per kind (a guest
-can only fail over to a host of its own kind): let H be the enabled host of that kind whose
-guests use the most memory (ties: the first by name), its load L = ``use.memory``; the free
-memory of the other enabled hosts of that kind, F = sum of ``max(0, memory - use.memory)``,
-must be at least L. Only the kinds that receive a VM of the batch are checked (a kind already
-short of headroom blocks placement on its own hosts only). It is an aggregate test (the
-failed host's guests are not packed one by one) on memory only, checked after every VM
-placed, so also on the state after the whole batch (placing only lowers F and raises L). A
-kind with a single host can never keep it while carrying guests: use ``headroom="none"``.
-Unmeasured, unreachable and disabled hosts count neither as load nor as free memory.
+can only fail over to a host of its own kind): should any one enabled host of that kind fail,
+the memory of its guests (``use.memory``, L) must fit in the free memory of the other enabled
+hosts of that kind, summed (F = sum of ``max(0, memory - use.memory)``): L <= F for every host
+that carries guests, the most loaded one included. Since L + its own free memory is
+``max(memory, use.memory)``, that is one test per kind: the largest ``max(memory,
+use.memory)`` of its hosts with guests must not exceed the kind's total free memory (so the
+host that binds is the biggest loaded one, not always the most loaded one). It is an
+aggregate test (the failed host's guests are not packed one by one) on memory only. Only the
+kinds that receive a VM of the batch are checked (a kind already short of headroom blocks
+placement on its own hosts only). Placing a VM only lowers the free memory and raises a
+load, so a state that breaks the headroom cannot be mended by placing more: it is checked
+after every VM placed, which also checks the state after the whole batch. A kind with a
+single host can never keep it while carrying guests: use ``headroom="none"``. Unmeasured,
+unreachable and disabled hosts count neither as load nor as free memory.
 
 **Balance score** (lower is better), over all enabled hosts: the population standard
 deviation of the memory use ratios ``use.memory / memory``, plus that of the vCPU ratios
@@ -225,6 +230,9 @@ class Cluster:
         self.cpu = {h["name"]: h["use_vcpus"] for h in self.enabled}
         self.disk = {h["name"]: h["use_disk"] for h in self.enabled}
         self.groups = {h["name"]: dict.fromkeys(h["groups"], 1) for h in self.enabled}
+        self.by_kind = {}
+        for h in self.enabled:
+            self.by_kind.setdefault(h["kind"], []).append(h)
         self._summary = {}
         self.stats = {
             "memory": _Stat(self._r_mem(h, self.mem[h["name"]]) for h in self.enabled),
@@ -279,53 +287,80 @@ class Cluster:
                 del self.groups[name][group]
 
     def add(self, h, vm):
-        self._summary.clear()
+        kind = h["kind"]
+        cached = self._summary.get(kind)
+        if cached is not None:
+            # adding only raises one host's load: update the summary in O(1)
+            self._summary[kind] = self._summary_with(cached, h, vm)
         self._shift(h, vm, 1)
 
     def remove(self, h, vm):
         self._summary.clear()
         self._shift(h, vm, -1)
 
+    @staticmethod
+    def _need(h, load):
+        """What host ``h`` needs from the others should it fail, plus its own free memory:
+        ``load + max(0, memory - load)``, so the test "its guests fit in the others' free
+        memory" reads ``need <= the kind's total free memory``."""
+        return max(h["memory"], load)
+
     def _kind_summary(self, kind):
-        """``(free memory of the kind's hosts, the two most loaded as (-load, name))``, kept
-        until the next change, so each candidate's headroom test is O(1)."""
+        """``(free memory of the kind's hosts, (need, name) of its loaded host that needs the
+        most, ties by name, or None)``, kept until a guest is removed, so each candidate's
+        headroom test is O(1)."""
         cached = self._summary.get(kind)
         if cached is None:
-            peers = [p for p in self.enabled if p["kind"] == kind]
-            free = sum(max(0, p["memory"] - self.mem[p["name"]]) for p in peers)
-            top = sorted((-self.mem[p["name"]], p["name"]) for p in peers)[:2]
-            cached = self._summary[kind] = (free, top)
+            free, worst = 0, None
+            for p in self.by_kind.get(kind, ()):
+                load = self.mem[p["name"]]
+                free += max(0, p["memory"] - load)
+                if load > 0:
+                    entry = (self._need(p, load), p["name"])
+                    if worst is None or entry[0] > worst[0] or (entry[0] == worst[0] and entry[1] < worst[1]):
+                        worst = entry
+            cached = self._summary[kind] = (free, worst)
         return cached
+
+    def _summary_with(self, summary, h, vm):
+        """The kind summary once ``vm`` is on ``h``."""
+        free, worst = summary
+        name, load = h["name"], self.mem[h["name"]]
+        new_load = load + vm["memory"]
+        free -= max(0, h["memory"] - load) - max(0, h["memory"] - new_load)
+        entry = (self._need(h, new_load), name)
+        if worst is None or worst[1] == name or entry[0] > worst[0] \
+                or (entry[0] == worst[0] and name < worst[1]):
+            worst = entry
+        return free, worst
 
     def headroom_after(self, h, vm):
         """None when the N+1 headroom of ``h``'s kind holds with ``vm`` on ``h``, else why."""
         if self.headroom == "none":
             return None
-        total_free, top = self._kind_summary(h["kind"])
-        name = h["name"]
-        load_h = self.mem[name] + vm["memory"]
-        free_h = max(0, h["memory"] - load_h)
-        total_free += free_h - max(0, h["memory"] - self.mem[name])
-        other = next((t for t in top if t[1] != name), None)
-        if other is None or (-load_h, name) < other:
-            biggest, load, free = name, load_h, total_free - free_h
-        else:
-            biggest, load = other[1], -other[0]
-            free = total_free - max(0, self.hosts[biggest]["memory"] - load)
-        if load <= 0 or load <= free:
+        free, worst = self._summary_with(self._kind_summary(h["kind"]), h, vm)
+        if worst is None or worst[0] <= free:
             return None
-        return (f"N+1 headroom: {biggest} would carry {load} MiB of guests, the other "
-                f"{h['kind']} hosts would have {free} MiB free")
+        failed = worst[1]
+        load = self.mem[failed] + (vm["memory"] if failed == h["name"] else 0)
+        others = free - max(0, self.hosts[failed]["memory"] - load)
+        return (f"N+1 headroom: {failed} would carry {load} MiB of guests, the other "
+                f"{h['kind']} hosts would have {others} MiB free")
 
     def why_not(self, h, vm):
         """None when ``vm`` fits on host ``h`` now, else the first reason it does not."""
+        return self._why_not_basic(h, vm) or self.headroom_after(h, vm)
+
+    def _why_not_basic(self, h, vm):
+        """:meth:`why_not` without the headroom test."""
         if h["state"] != "enabled":
             return f"host is {h['state']}"
         if vm["kind"] is not None and vm["kind"] != h["kind"]:
             return f"kind is {h['kind']}, the VM needs {vm['kind']}"
-        for key, value in sorted(vm["labels"].items()):
-            if h["labels"].get(key) != value:
-                return f"label {key} is {h['labels'].get(key)!r}, the VM needs {value!r}"
+        if vm["labels"]:
+            for key, value in sorted(vm["labels"].items()):
+                if h["labels"].get(key) != value:
+                    return f"label {key} is {h['labels'].get(key)!r}, the VM needs {value!r}"
         if vm["arch"] is not None and vm["arch"] not in h["arches"]:
             return f"arch {vm['arch']} not among {', '.join(h['arches']) or 'none'}"
         if vm["domain_type"] is not None and vm["domain_type"] not in h["domain_types"]:
@@ -341,15 +376,72 @@ class Cluster:
                     f"{h['vcpu_ratio']:g}), the VM needs {vm['vcpus']}")
         if h["disk"] is not None and vm["disk"] > h["disk"] - self.disk[name]:
             return f"disk: {max(0, h['disk'] - self.disk[name])} MiB free, the VM needs {vm['disk']}"
-        shared = sorted(g for g in vm["anti_affinity"] if g in self.groups[name])
-        if shared:
-            return f"anti-affinity: a member of group {shared[0]} is already there"
-        return self.headroom_after(h, vm)
+        if vm["anti_affinity"]:
+            groups = self.groups[name]
+            shared = sorted(g for g in vm["anti_affinity"] if g in groups)
+            if shared:
+                return f"anti-affinity: a member of group {shared[0]} is already there"
+        return None
+
+    def _ranked(self, vm, order=True):
+        """``(score, name, host)`` of the hosts ``vm`` fits on without the headroom test,
+        best first (in host order when not ``order``)."""
+        hosts = self.enabled if vm["kind"] is None else self.by_kind.get(vm["kind"], [])
+        ranked = []
+        memory, vcpus, disk = vm["memory"], vm["vcpus"], vm["disk"]
+        mem, cpu, dsk = self.mem, self.cpu, self.disk
+        sm, sc, sd_ = self.stats["memory"], self.stats["vcpus"], self.stats["disk"]
+        disk_sd = sd_.sd()
+        sqrt = math.sqrt
+        # hosts in by_kind are enabled and of the VM's kind (any for a VM without): with no
+        # other constraint on the VM, memory and vCPUs (and a host's disk) are all to check
+        constrained = bool(vm["labels"] or vm["arch"] or vm["domain_type"] or vm["anti_affinity"])
+        for h in hosts:
+            name = h["name"]
+            used = mem[name]
+            cap = h["vcpus"] * h["vcpu_ratio"]
+            # the cheap refusals first; _why_not_basic then checks everything in order
+            if memory > h["memory"] - used or cpu[name] + vcpus > cap + 1e-9:
+                continue
+            if (constrained or h["disk"] is not None) \
+                    and self._why_not_basic(h, vm) is not None:
+                continue
+            # the score of score_with, inlined (the same operations, so the same floats)
+            old, new = _ratio(used, h["memory"]), _ratio(used + memory, h["memory"])
+            s1, s2 = sm.s1 - old + new, sm.s2 - old * old + new * new
+            mean = s1 / sm.n
+            total = sqrt(max(0.0, s2 / sm.n - mean * mean))
+            old, new = _ratio(cpu[name], cap), _ratio(cpu[name] + vcpus, cap)
+            s1, s2 = sc.s1 - old + new, sc.s2 - old * old + new * new
+            mean = s1 / sc.n
+            total += sqrt(max(0.0, s2 / sc.n - mean * mean))
+            if h["disk"] is not None:
+                total += sd_.sd(_ratio(dsk[name], h["disk"]), _ratio(dsk[name] + disk, h["disk"]))
+            else:
+                total += disk_sd
+            ranked.append((round(total, 12), name, h))
+        if order:
+            ranked.sort(key=lambda t: (t[0], t[1]))
+        return ranked
+
+    def best(self, vm):
+        """The host ``vm`` fits on with the best score (ties by name), or None. The headroom
+        test runs in score order until a host passes."""
+        ranked = self._ranked(vm, order=False)
+        if not ranked:
+            return None
+        first = min(ranked, key=lambda t: (t[0], t[1]))
+        if self.headroom_after(first[2], vm) is None:
+            return first[2]
+        ranked.sort(key=lambda t: (t[0], t[1]))
+        for dummy, dummy2, h in ranked[1:]:
+            if self.headroom_after(h, vm) is None:
+                return h
+        return None
 
     def candidates(self, vm):
         """The hosts ``vm`` fits on, best score first (ties by name)."""
-        fits = [h for h in self.enabled if self.why_not(h, vm) is None]
-        return sorted(fits, key=lambda h: (round(self.score_with(h, vm), 12), h["name"]))
+        return [h for dummy, dummy2, h in self._ranked(vm) if self.headroom_after(h, vm) is None]
 
     def reasons(self, vm):
         """``{host: why not}`` for every host ``vm`` does not fit on."""
@@ -407,22 +499,23 @@ def place(hosts, vms, headroom="n+1", budget=SEARCH_BUDGET) -> dict:
             seen.add(item["name"])
     cluster = Cluster(hosts, headroom)
     before = cluster.score()
-    for vm in vms:
-        alone = cluster.reasons(vm)
-        if len(alone) == len(cluster.hosts):
-            raise _no_fit(vm, alone)
     chosen, stuck = [], None
     for vm in vms:
-        best = cluster.candidates(vm)
-        if not best:
+        best = cluster.best(vm)
+        if best is None:
             stuck = (vm, cluster.reasons(vm), len(chosen))
             break
-        cluster.add(best[0], vm)
-        chosen.append(best[0]["name"])
+        cluster.add(best, vm)
+        chosen.append(best["name"])
     if stuck is not None:
         for vm, name in zip(vms, chosen):
             cluster.remove(cluster.hosts[name], vm)
         chosen = []
+        # a VM that fits nowhere even alone needs no search
+        for vm in vms:
+            alone = cluster.reasons(vm)
+            if len(alone) == len(cluster.hosts):
+                raise _no_fit(vm, alone)
         if not _search(cluster, vms, 0, chosen, [budget]):
             vm, reasons, placed = stuck
             raise _no_fit(vm, reasons, after=f"the {placed} VM{'s' if placed != 1 else ''} before it")

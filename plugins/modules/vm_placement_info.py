@@ -44,8 +44,8 @@ options:
     default: 10
   headroom:
     description:
-      - V(n+1) - a move must keep, per kind, the most loaded host's guest memory within the
-        free memory of the other hosts of that kind (see the notes of
+      - V(n+1) - a move must keep, per kind, the guest memory of any one host within the
+        free memory of the other hosts of that kind (as
         O(vman.lifecycle.vm_pool#module:headroom)). V(none) - no headroom.
     type: str
     choices: ["n+1", "none"]

@@ -94,10 +94,10 @@ options:
     description:
       - How placement keeps room for a failed host, when it places new VMs (flavors without
         O(flavors[].hypervisor), with hypervisors registered).
-      - "V(n+1): per hypervisor kind, the memory of the guests of the most loaded host
-        (ties: the first by name) must fit in the free memory of the other enabled hosts of
-        that kind, summed (an aggregate test on memory; the guests are not packed one by
-        one). A kind with a single host cannot keep it while it carries guests."
+      - "V(n+1): per hypervisor kind, should any one enabled host with guests fail, the
+        memory of its guests must fit in the free memory of the other enabled hosts of that
+        kind, summed (an aggregate test on memory; the guests are not packed one by one).
+        A kind with a single host cannot keep it while it carries guests."
       - V(none) - no headroom.
     type: str
     choices: ["n+1", "none"]

@@ -102,6 +102,21 @@ def test_headroom_is_per_kind_and_a_lone_host_cannot_keep_it():
     assert place(hosts, [vm("v", 1024, kind="lxc")], headroom="none")["placement"] == {"v": "l1"}
 
 
+def test_headroom_holds_for_every_host_with_guests_not_only_the_most_loaded():
+    # b (full, 2 GiB) is the most loaded and its guests fit in a's free memory; but a guest
+    # on a could go nowhere should a fail: refused. A rule on the most loaded host alone
+    # would allow it, and could then be mended by placing more (the property test found
+    # such a case), which no search in placing order can follow.
+    hosts = [host("a", memory=8192), host("b", memory=2048, used=2048)]
+    with pytest.raises(StateError) as err:
+        place(hosts, [vm("v", 1024)])
+    assert "a: N+1 headroom: a would carry 1024 MiB of guests, the other xen hosts would " \
+           "have 0 MiB free" in str(err.value)
+    assert "b: memory: 0 MiB free" in str(err.value)
+    hosts[1]["use"]["memory"] = 1024
+    assert place(hosts, [vm("v", 1024)])["placement"] == {"v": "a"}
+
+
 def test_headroom_checked_for_the_whole_batch():
     hosts = [host("a"), host("b")]
     # 4 x 2 GiB: 2 per host leaves 4 GiB free each, the 4 GiB load of one fits in the other
@@ -213,15 +228,16 @@ def _valid(hosts, vms, assignment, headroom):
         if u["mem"] > cap["memory"] or u["cpu"] > cap["vcpus"] * cap["vcpu_ratio"] + 1e-9:
             return False
     if headroom == "n+1":
-        # only the kinds that receive a VM: a kind already short elsewhere does not matter
+        # only the kinds that receive a VM: a kind already short elsewhere does not matter;
+        # every host with guests may fail, and its guests must fit in the others' free memory
         for kind in {by_name[assignment[v["name"]]]["kind"] for v in vms}:
-            peers = sorted((h for h in hosts if h["kind"] == kind and h["state"] == "enabled"),
-                           key=lambda h: (-use[h["name"]]["mem"], h["name"]))
-            if not peers or use[peers[0]["name"]]["mem"] <= 0:
-                continue
-            free = sum(max(0, p["capacity"]["memory"] - use[p["name"]]["mem"]) for p in peers[1:])
-            if use[peers[0]["name"]]["mem"] > free:
-                return False
+            peers = [h for h in hosts if h["kind"] == kind and h["state"] == "enabled"]
+            for failed in peers:
+                load = use[failed["name"]]["mem"]
+                free = sum(max(0, p["capacity"]["memory"] - use[p["name"]]["mem"])
+                           for p in peers if p is not failed)
+                if load > 0 and load > free:
+                    return False
     return True
 
 
