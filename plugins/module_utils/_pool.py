@@ -13,6 +13,7 @@ import uuid
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lifecycle as lc
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_name, redact_vm
+from ansible_collections.vman.lifecycle.plugins.module_utils._hypervisors import PoolPlacer
 from ansible_collections.vman.lifecycle.plugins.module_utils._netconf import normalise
 
 BACKENDS = ("xen", "libvirt", "lxc")
@@ -80,13 +81,28 @@ def _public(vm):
 
 
 def fill(store, flavors, netconf_pool_name=None, netconf_kinds=(), who=None, check=False,
-         make_name=None):
-    """vm_pool state=present: create the deficit of every flavor in one transaction."""
+         make_name=None, headroom="n+1", allocator_command=None, allocator_timeout=None):
+    """vm_pool state=present: create the deficit of every flavor in one transaction.
+
+    The new VMs of flavors without a ``hypervisor`` are placed together across the
+    hypervisors registered in the store (:class:`_hypervisors.PoolPlacer`; none registered:
+    no placement). ``placement`` in the result counts them per flavor and host.
+    """
     _check_flavors(flavors)
+    placer = PoolPlacer(flavors, headroom, allocator_command, allocator_timeout)
     deficit, created = store.fill_pool(flavors, make_name or (lambda: str(uuid.uuid4())),
-                                       netconf_pool_name, tuple(netconf_kinds), who=who, check=check)
+                                       netconf_pool_name, tuple(netconf_kinds), who=who, check=check,
+                                       placer=placer)
+    flavor_of = {vm["name"]: vm["flavor"] for vm in created}
+    counts = {}
+    if check:
+        # the names of a check run are thrown away: count by flavor from the records placed
+        flavor_of = placer.flavor_of
+    for name, host in placer.placement.items():
+        per = counts.setdefault(flavor_of.get(name), {})
+        per[host] = per.get(host, 0) + 1
     result = {"changed": any(deficit.values()), "deficit": deficit,
-              "created": [_public(vm) for vm in created]}
+              "created": [_public(vm) for vm in created], "placement": counts}
     return result, []
 
 

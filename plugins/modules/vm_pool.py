@@ -17,6 +17,15 @@ description:
     O(netconf_pool). It returns them so that the playbook creates them on a hypervisor.
     It is one transaction, serialised against other controllers filling the same store;
     when a netconf pool runs out nothing is created and the error names the pool.
+  - With hypervisors registered in the store (M(vman.lifecycle.vm_hypervisor)), the new VMs
+    of every flavor without O(flavors[].hypervisor) are placed across them, the whole batch
+    together, each VM where its memory, vCPUs, disk, kind (the flavor's O(flavors[].backend)),
+    C(spec.arch), C(spec.domain_type) and O(flavors[].labels) fit with O(headroom), on the
+    host that keeps the cluster most balanced; VMs sharing a group of C(spec.anti_affinity)
+    go to different hosts. The host is stored as the VM's C(hypervisor) (and so the
+    C(hypervisor_<host>) group of the P(vman.lifecycle.fleet#inventory) inventory). When the
+    batch does not fit, nothing is created and the error names the VM and, per host, why.
+    Without registered hypervisors the fill does not place.
   - O(state=claimed) atomically hands one C(preallocated) VM of O(flavor) to O(owner)
     (status C(ready)) and returns it. Concurrent claims never get the same VM. With no
     preallocated VM left the task fails with a clear message. Every run claims another VM.
@@ -71,8 +80,44 @@ options:
         choices: [xen, libvirt, lxc]
         default: xen
       hypervisor:
-        description: Hypervisor host recorded on the new VMs.
+        description:
+          - Hypervisor host recorded on the new VMs.
+          - Unset, and hypervisors are registered (M(vman.lifecycle.vm_hypervisor)), the new
+            VMs are placed on them (see O(headroom)).
         type: str
+      labels:
+        description:
+          - "Labels the hypervisors of this flavor's new VMs must carry, for example
+            C({site: a}) (placement only)."
+        type: dict
+  headroom:
+    description:
+      - How placement keeps room for a failed host, when it places new VMs (flavors without
+        O(flavors[].hypervisor), with hypervisors registered).
+      - "V(n+1): per hypervisor kind, should any one enabled host with guests fail, the
+        memory of its guests must fit in the free memory of the other enabled hosts of that
+        kind, summed (an aggregate test on memory; the guests are not packed one by one).
+        A kind with a single host cannot keep it while it carries guests."
+      - V(none) - no headroom.
+    type: str
+    choices: ["n+1", "none"]
+    default: "n+1"
+  allocator_command:
+    description:
+      - An external allocator, as a list (the program and its arguments; run without a
+        shell), in place of the built-in placement, in the spirit of Ganeti's iallocator.
+      - 'It reads on stdin C({"version": 1, "request": {"type": "allocate", "headroom": ...},
+        "hosts": [...], "vms": [...]}) and prints C({"placement": {"<vm>": "<host>"}}).'
+      - Its answer is checked like user input - every new VM placed exactly once, on a
+        registered hypervisor where it fits by the built-in rules; otherwise the task fails
+        naming the VM and the reason, and nothing is created.
+      - It runs inside the fill's store transaction, so other fills wait for it.
+    type: list
+    elements: str
+  allocator_timeout:
+    description: Seconds the O(allocator_command) may take.
+    type: int
+    default: 60
   netconf_pool:
     description: The netconf pool new VMs take their network configs from (none taken when unset).
     type: str
@@ -171,6 +216,12 @@ created:
   returned: when O(state=present)
   type: list
   elements: dict
+placement:
+  description: How many new VMs of each flavor were placed (or would be, in check mode) on
+    each hypervisor; empty when nothing was placed.
+  returned: when O(state=present)
+  type: dict
+  sample: {"small": {"dom0a": 2, "dom0b": 1}}
 vm:
   description: The VM claimed (status C(ready), owner set), with C(netconfs) by kind and
     C(host), its host name in the P(vman.lifecycle.fleet#inventory) inventory.
@@ -211,7 +262,11 @@ def main():
             org=dict(type="str"),
             backend=dict(type="str", choices=list(_pool.BACKENDS), default="xen"),
             hypervisor=dict(type="str"),
+            labels=dict(type="dict"),
         )),
+        headroom=dict(type="str", choices=["n+1", "none"], default="n+1"),
+        allocator_command=dict(type="list", elements="str"),
+        allocator_timeout=dict(type="int", default=60),
         netconf_pool=dict(type="str"),
         netconf_kinds=dict(type="list", elements="str", choices=list(NETCONF_KINDS),
                            default=list(NETCONF_KINDS)),
@@ -238,7 +293,10 @@ def main():
         with open_store(p["store"]) as store:
             if p["state"] == "present":
                 result, warnings = _pool.fill(store, p["flavors"], p["netconf_pool"],
-                                              p["netconf_kinds"], who=p["who"], check=module.check_mode)
+                                              p["netconf_kinds"], who=p["who"], check=module.check_mode,
+                                              headroom=p["headroom"],
+                                              allocator_command=p["allocator_command"],
+                                              allocator_timeout=p["allocator_timeout"])
             elif p["claims"] is not None:
                 result, warnings = _pool.claim_batch(store, p["claims"], flavor=p["flavor"],
                                                      actor=p["actor"], who=p["who"],

@@ -19,6 +19,9 @@ from ansible_collections.vman.lifecycle.plugins.module_utils import _lifecycle a
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
     StateError, ValidationError, VmanError)
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import schema
+from ansible_collections.vman.lifecycle.plugins.module_utils._store.hypervisors import _COLUMNS as HV_COLUMNS
+from ansible_collections.vman.lifecycle.plugins.module_utils._store.hypervisors import _row as hv_row
+from ansible_collections.vman.lifecycle.plugins.module_utils._store.hypervisors import HypervisorsMixin
 from ansible_collections.vman.lifecycle.plugins.module_utils._store.requests import RequestsMixin
 
 NETCONF_KINDS = ("vm", "service", "test-service")
@@ -35,8 +38,9 @@ class StoreMissing(StoreError):
     """A read-only open found no store at all (a SQLite file never created)."""
 
 
-class Store(RequestsMixin):
-    """Base class of the SQLite and PostgreSQL stores (start requests: :class:`RequestsMixin`)."""
+class Store(RequestsMixin, HypervisorsMixin):
+    """Base class of the SQLite and PostgreSQL stores (start requests: :class:`RequestsMixin`,
+    hypervisors: :class:`HypervisorsMixin`)."""
 
     dialect = None
     #: appended to a SELECT that must lock the rows it reads (PostgreSQL: FOR UPDATE)
@@ -151,46 +155,70 @@ class Store(RequestsMixin):
         return self._get(q, name)
 
     def fill_pool(self, flavors, make_name, netconf_pool=None, netconf_kinds=(), who=None,
-                  check=False):
+                  check=False, placer=None):
         """Create ``installing`` VMs until each flavor has ``threshold`` VMs on the way to or in
         the pool (installing, postinstall, preallocated).
 
         ``flavors``: dicts with name, threshold, spec, org, backend, hypervisor. Each new VM
         gets one netconf of every kind in ``netconf_kinds`` from ``netconf_pool``. All in one
         transaction, serialised against other fillers: a netconf shortage creates nothing.
+        ``placer(hypervisor rows, placed VM rows, new records)`` (optional) is called in that
+        transaction, in check mode too, with every new VM record (name, flavor, spec, backend,
+        hypervisor) of the whole batch and returns ``{name: hypervisor}`` for the records it
+        places; the chosen host is stored on the VM and its resources (``resources`` of the
+        placer, when it has them) added to the host's use.
         Returns ``(deficit {flavor: n}, created VM dicts with a "netconfs" {kind: row})``.
         """
         pipeline = (lc.INSTALLING, lc.POSTINSTALL, lc.PREALLOCATED)
         with self._tx(write=not check) as q:
             if not check:
                 self._lock_pool(q)
-            deficit, created = {}, []
+            deficit, records = {}, []
             for flavor in flavors:
                 have = q.one("SELECT COUNT(*) AS n FROM vms WHERE flavor = ? AND status IN (?, ?, ?)",
                              (flavor["name"],) + pipeline)["n"]
                 deficit[flavor["name"]] = max(0, int(flavor["threshold"]) - int(have))
-                if check:
+                if check and placer is None:
                     continue
                 for dummy in range(deficit[flavor["name"]]):
-                    rec = {"name": make_name(), "flavor": flavor["name"], "spec": flavor.get("spec"),
-                           "org": flavor.get("org"), "backend": flavor.get("backend"),
-                           "hypervisor": flavor.get("hypervisor")}
-                    vm = self._create(q, rec, who, f"pool fill for flavor {flavor['name']}")
-                    vm["netconfs"] = {kind: self._allocate_netconf(q, netconf_pool, kind, vm["name"])[0]
-                                      for kind in netconf_kinds} if netconf_pool else {}
-                    created.append(vm)
+                    records.append({"name": make_name(), "flavor": flavor["name"],
+                                    "spec": flavor.get("spec"), "org": flavor.get("org"),
+                                    "backend": flavor.get("backend"),
+                                    "hypervisor": flavor.get("hypervisor")})
+            placement = {}
+            if placer is not None and records:
+                placement = placer(*self._placement_rows(q), records)
+            if check:
+                return deficit, []
+            created = []
+            for rec in records:
+                if rec["name"] in placement:
+                    rec["hypervisor"] = placement[rec["name"]]
+                vm = self._create(q, rec, who, f"pool fill for flavor {rec['flavor']}")
+                vm["netconfs"] = {kind: self._allocate_netconf(q, netconf_pool, kind, vm["name"])[0]
+                                  for kind in netconf_kinds} if netconf_pool else {}
+                created.append(vm)
+            if placement:
+                self._assign(q, placement, getattr(placer, "resources", {}))
             return deficit, created
+
+    def _placement_rows(self, q):
+        """The hypervisor rows and the VMs placed on a hypervisor, read in ``q``."""
+        hypervisors = [hv_row(r) for r in q.all(f"SELECT {HV_COLUMNS} FROM hypervisors ORDER BY name")]
+        vms = [self._vm(r) for r in q.all(f"SELECT {_VM_COLUMNS} FROM vms WHERE hypervisor IS NOT NULL "
+                                          "ORDER BY id")] if hypervisors else []
+        return hypervisors, vms
 
     def get_vm(self, name):
         """The VM as a dict, or None."""
         with self._tx() as q:
             return self._get(q, name)
 
-    def list_vms(self, status=None, flavor=None, org=None, owner=None):
+    def list_vms(self, status=None, flavor=None, org=None, owner=None, hypervisor=None):
         """VMs matching every filter given, in creation order."""
         where, args = [], []
         for column, value in (("status", status), ("flavor", flavor), ("org", org),
-                              ("owner", owner)):
+                              ("owner", owner), ("hypervisor", hypervisor)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)

@@ -162,6 +162,24 @@ MIGRATIONS = (
             UNIQUE (vm, name)
         )""",
     )),
+    # placement (issue 15): the hypervisors, their capacity and use as last refreshed
+    (4, "hypervisors: kind, access, labels, capacity and use for placement", (
+        """CREATE TABLE hypervisors (
+            id {id},
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('xen', 'libvirt', 'lxc')),
+            access {json} NOT NULL,
+            labels {json} NOT NULL,
+            capacity {json} NOT NULL,
+            use {json} NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('enabled', 'unreachable', 'disabled')),
+            reason TEXT,
+            refreshed_at {ts},
+            created_at {ts} NOT NULL,
+            updated_at {ts} NOT NULL
+        )""",
+        "CREATE INDEX vms_hypervisor ON vms (hypervisor)",
+    )),
 )
 
 LATEST = MIGRATIONS[-1][0]
