@@ -33,8 +33,11 @@ esac
 
 # One xen-up at a time per state dir: make test boots the testbed early in the background
 # (scripts/stages.sh) and real_xen.sh's own xen-up then waits here and reuses that boot.
+# The daemonized QEMU and ssh's ControlPersist master inherit fd 9 and outlive this script, so
+# the lock is released explicitly when it ends (LOCK_UN frees it for every holder of the fd).
 exec 9>"$state/.up.lock"
 flock 9
+trap 'flock -u 9 2>/dev/null || true' EXIT
 
 qemu_alive() {
   local pid
