@@ -37,7 +37,7 @@ run() {
   if grep -E '^\[(WARNING|DEPRECATION WARNING|ERROR)\]' "$work/out" >&2; then
     fail "$* printed a warning or an error"
   fi
-  [ -z "${VMAN_INSTALLED_TIMES:-}" ] || echo "  $(( SECONDS - t0 )) s: ${*#$bin/}" >&2
+  [ -z "${VMAN_INSTALLED_TIMES:-}" ] || echo "  $(( SECONDS - t0 )) s: ${*#"$bin"/}" >&2
 }
 
 # --- the project's settings: none of the repository's reach the commands below
