@@ -9,7 +9,7 @@ ANSIBLE_TEST_PY ?= 3.11
 .PHONY: help deps venv lint sanity units integration newest-core installed real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision molecule-xen real-requests-xen real-rootfs xen-lxc-lvm lifecycle-xen
 
 help:
-	@echo "make demo   - the main job (see README)"
+	@echo "make demo   - the main job (see docs/development.md)"
 	@echo "make test   - everything CI runs: lint, sanity, unit, integration, real components"
 	@echo "make bench  - benchmarks under tests/bench/"
 
