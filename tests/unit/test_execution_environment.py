@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BUILDER = os.environ.get("VMAN_ANSIBLE_BUILDER") or os.path.join(os.path.dirname(sys.executable),
-                                                                  "ansible-builder")
+BUILDER = (os.environ.get("VMAN_ANSIBLE_BUILDER")
+           or os.path.join(os.path.dirname(sys.executable), "ansible-builder"))
 RPM = ["platform:rpm", "platform:redhat", "platform:centos"]
 DPKG = ["platform:dpkg", "platform:debian", "platform:ubuntu"]
 
