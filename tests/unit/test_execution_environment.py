@@ -21,8 +21,13 @@ import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BUILDER = (os.environ.get("VMAN_ANSIBLE_BUILDER")
-           or os.path.join(os.path.dirname(sys.executable), "ansible-builder"))
+# ansible-builder of this venv, else of the repository's .venv (scripts/newest_core.sh runs the
+# unit tests in a venv of its own, without the tooling of requirements-dev.txt)
+BUILDER = next((b for b in (os.environ.get("VMAN_ANSIBLE_BUILDER"),
+                            os.path.join(os.path.dirname(sys.executable), "ansible-builder"),
+                            str(ROOT / ".venv" / "bin" / "ansible-builder"))
+                if b and os.path.exists(b)), os.path.join(os.path.dirname(sys.executable),
+                                                          "ansible-builder"))
 RPM = ["platform:rpm", "platform:redhat", "platform:centos"]
 DPKG = ["platform:dpkg", "platform:debian", "platform:ubuntu"]
 
