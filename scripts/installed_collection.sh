@@ -69,7 +69,7 @@ echo "checked build: $(basename "$tarball"), $(wc -l <"$work/members") members, 
 cp -a "$libvirt_src" "$coll/ansible_collections/community/libvirt"
 run "$bin/ansible-galaxy" collection install --offline -p "$coll" "$tarball"
 installed=$coll/ansible_collections/vman/lifecycle
-[ -f "$installed/MANIFEST.json" ] && [ ! -L "$installed" ] || fail "not installed into $coll"
+if [ ! -f "$installed/MANIFEST.json" ] || [ -L "$installed" ]; then fail "not installed into $coll"; fi
 echo "checked install: $installed"
 
 cd "$proj"
@@ -111,7 +111,9 @@ done
 # --- the xen_domain demo: two VMs' configs, converged twice, read back
 run "$bin/ansible-playbook" vman.lifecycle.xen_domain_demo -e "demo_config_path=$work/vms"
 grep -q 'first run changed: True, second run changed: False' "$work/out" || { cat "$work/out"; fail "xen_domain_demo: not idempotent"; }
-[ -f "$work/vms/demo-web01.cfg" ] && [ -f "$work/vms/demo-db01.cfg" ] || fail "xen_domain_demo wrote no configs in $work/vms"
+if [ ! -f "$work/vms/demo-web01.cfg" ] || [ ! -f "$work/vms/demo-db01.cfg" ]; then
+  fail "xen_domain_demo wrote no configs in $work/vms"
+fi
 echo "checked playbook vman.lifecycle.xen_domain_demo: demo-web01.cfg, demo-db01.cfg, second run unchanged"
 
 # --- every lifecycle playbook by its FQCN (on an empty fleet, their groups match no host:
@@ -185,12 +187,15 @@ run "$bin/ansible-inventory" -i inventory/vms.fleet.yml --host "$first"
 grep -q '"vman_ansible_pending": true' "$work/out" || { cat "$work/out"; fail "request_ansible: no pending run"; }
 run "$bin/ansible-playbook" -i inventory/vms.fleet.yml -e @settings.yml -e "lifecycle_vms=$first" vman.lifecycle.show_password
 shown=$(find "$work/shown" -type f -name '*.root')
-[ -n "$shown" ] && [ "$(stat -c %a "$shown")" = 600 ] && [ -s "$shown" ] || fail "show_password: no 0600 file in $work/shown"
+if [ -z "$shown" ] || [ "$(stat -c %a "$shown")" != 600 ] || [ ! -s "$shown" ]; then
+  fail "show_password: no 0600 file in $work/shown"
+fi
 if "$bin/ansible-playbook" -i inventory/vms.fleet.yml -e @settings.yml -e "lifecycle_vms=$first" \
     vman.lifecycle.show_password >"$work/out" 2>&1; then
   fail "show_password showed the password twice"
 fi
-grep -q 'TASK \[Take the password out of the store\]' "$work/out" && grep -q 'failed=1' "$work/out" \
-  || { cat "$work/out"; fail "show_password the second time: not refused by the store"; }
+if ! grep -q 'TASK \[Take the password out of the store\]' "$work/out" || ! grep -q 'failed=1' "$work/out"; then
+  cat "$work/out"; fail "show_password the second time: not refused by the store"
+fi
 echo "checked playbooks run: request_ansible (pending on $first), show_password (0600 file, refused the second time)"
 echo "installed: all checks passed in $(( $(date +%s) - started )) s"
