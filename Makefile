@@ -6,10 +6,10 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision molecule-xen real-requests-xen real-rootfs xen-lxc-lvm lifecycle-xen
+.PHONY: help deps venv lint sanity units integration newest-core installed real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision molecule-xen real-requests-xen real-rootfs xen-lxc-lvm lifecycle-xen
 
 help:
-	@echo "make demo   - the main job (see README)"
+	@echo "make demo   - the main job (see docs/development.md)"
 	@echo "make test   - everything CI runs: lint, sanity, unit, integration, real components"
 	@echo "make bench  - benchmarks under tests/bench/"
 
@@ -36,6 +36,11 @@ integration: venv
 # Unit tests + the xen_domain target under the newest ansible-core (Python 3.12+, when present).
 newest-core: venv
 	bash scripts/newest_core.sh
+
+# The user's install path: the built tarball installed into an empty collections path, used from
+# a project directory without this repository's ansible.cfg (scripts/installed_collection.sh).
+installed: venv
+	VMAN_VENV=$(abspath $(VENV)) bash scripts/installed_collection.sh
 
 # Tests against real components: each fixture installs what it needs (apt-get), starts the
 # daemon or guest by hand, and stops it at the end.
@@ -124,7 +129,7 @@ molecule-xen:
 	VMAN_MOLECULE_PYTHON=$(CURDIR)/$(VENV)/bin/python $(VENV)/bin/molecule test -s xen_vman
 
 # Each stage is timed by scripts/stages.sh: `stage <name> <seconds>` lines and a total at the end.
-TEST_STAGES ?= venv lint sanity units integration newest-core real-store real-keys real-lxc \
+TEST_STAGES ?= venv lint sanity units integration newest-core installed real-store real-keys real-lxc \
   molecule-lxc real-requests real-lifecycle real-rootfs real-libvirt real-guest-provision real-xen
 test:
 	bash scripts/stages.sh $(TEST_STAGES)

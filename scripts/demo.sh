@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: the whole life of two VMs with the lifecycle playbooks and the SQLite store (see
-# README "Demo"): preallocate (host keys, token, first boot, install callback from inside the
+# docs/development.md "Demo"): preallocate (host keys, token, first boot, install callback from inside the
 # guest), postinstall over SSH, allocate to two users, an ansible run with a queued one,
 # quarantine, disable/enable, cancel, purge. The fleet inventory is printed after every step
 # (and saved as JSON in build/demo/steps/).

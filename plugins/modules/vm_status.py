@@ -109,15 +109,15 @@ EXAMPLES = r"""
     reason: abuse report 1234
   delegate_to: localhost
 
-- name: The user changed something in the panel
+- name: The user of another VM changed something in the panel
   vman.lifecycle.vm_status:
-    name: 3f2c0e9a-4a7e-4c55-9d1f-8c6f0b2d1e77
+    name: 8d1b6a3e-0c2f-4f7e-9a51-2b7c4e6d9f10
     request_ansible: true
   delegate_to: localhost
 
-- name: Purge canceled VMs after a week instead of 30 days
+- name: Purge a VM canceled more than a week ago (instead of 30 days)
   vman.lifecycle.vm_status:
-    name: 3f2c0e9a-4a7e-4c55-9d1f-8c6f0b2d1e77
+    name: c4e7a1d2-5b3f-4e8a-b6c9-0d2e4f6a8b13
     status: purged
     actor: admin
     grace_days: 7

@@ -137,6 +137,7 @@ EXAMPLES = r"""
 - name: Write configuration files only, show what would change
   vman.lifecycle.xen_domain:
     vms: "{{ xen_vman_vms }}"
+    defaults: {nfsroot_base: "10.0.0.2:/srv/nfs"}
     config_path: /etc/xen/vms
   check_mode: true
   diff: true

@@ -10,11 +10,25 @@ test_vm_snapshot_real.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import libvirt
 import pytest
-from ansible.module_utils.testing import patch_module_args
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19: AnsibleModule reads basic._ANSIBLE_ARGS
+    from ansible.module_utils import basic
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        saved = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = saved
 
 from ansible_collections.vman.lifecycle.plugins.modules import vm_snapshot, vm_snapshot_info
 
