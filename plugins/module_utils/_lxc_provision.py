@@ -275,8 +275,11 @@ def converge_plan(spawn_result, setup_result, workdir, playbook=None, role=None,
         argv += ["--private-key", str(private_key)]
     argv += [_lxc._no_newline(a, "lxc_provision", "converge_extra_args") for a in extra_args or []]
     argv.append(path)
-    return {"inventory": inventory,
-            "known_hosts": known_hosts_text(spawn_result, setup_result, containers),
+    known_hosts = known_hosts_text(spawn_result, setup_result, containers)
+    return {"inventory": inventory, "known_hosts": known_hosts,
+            # the files the role writes into the work directory (JSON is YAML for the inventory)
+            "files": {"inventory.yml": json.dumps(inventory, indent=2, sort_keys=True) + "\n",
+                      "known_hosts": known_hosts},
             "playbook": doc, "playbook_path": path, "argv": argv}
 
 
