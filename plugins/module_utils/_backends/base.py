@@ -75,6 +75,10 @@ class GuestBackend(abc.ABC):
     reader_options = ()
     #: whether :meth:`read_marker`/:meth:`write_marker` reach inside the guest
     has_marker = False
+    #: ``delete(keep_storage=True)`` leaves the guest itself, stopped (its root is its storage)
+    keeps_guest_with_storage = False
+    #: :meth:`define` of an existing guest renders its definition again from the spec
+    redefines = False
 
     @classmethod
     def from_options(cls, options, timeout=None):

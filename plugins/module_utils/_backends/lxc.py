@@ -41,6 +41,7 @@ class LxcGuest(GuestBackend):
     options = HOST_KEYS + ENTRY_KEYS
     reader_options = ("lxc_path", "ssh", "ssh_args")
     has_marker = True
+    keeps_guest_with_storage = True
 
     def __init__(self, lxc_path="/var/lib/lxc", settings_dir="/var/lib/vman/lxc", host_id=None,
                  production=True, defaults=None, stop_timeout=30, start_timeout=30, lxc=None,

@@ -47,6 +47,7 @@ class XenGuest(GuestBackend):
     kind = "xen"
     options = HOST_KEYS
     reader_options = ("config_path", "ssh", "ssh_args")
+    redefines = True
 
     def __init__(self, config_path="/etc/xen/vms", org="req", defaults=None, host_kernel=None,
                  shutdown_timeout=60, toolstack=None, config_lister=None, manager="xl",
