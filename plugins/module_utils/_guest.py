@@ -112,10 +112,12 @@ class GuestConverger:
     def backend(self, kind, org):
         """The backend of ``kind`` for guests of ``org``, made once."""
         cls = _backends.backend_for(kind)
-        key = (kind, org if "org" in cls.options else None)
+        takes_org = "org" in cls.options
+        key = (kind, org if takes_org else None)
         if key not in self._made:
             options = dict(self.options.get(kind) or {})
-            if key[1] is not None:
+            if takes_org:
+                # the guest's own org, also when it has none (the name alone is the domain)
                 options["org"] = org
             self._made[key] = self.factory(kind, options)
         return self._made[key]

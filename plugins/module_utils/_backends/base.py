@@ -115,7 +115,7 @@ class GuestBackend(abc.ABC):
         """Stop ``name`` cleanly within ``timeout`` s, then force it off (nothing when stopped)."""
 
     @abc.abstractmethod
-    def delete(self, name, keep_storage=True, spec=None):
+    def delete(self, name, keep_storage=True, spec=None, netconfs=None):
         """Remove ``name`` (stopping it first); with ``keep_storage`` its disks stay."""
 
     @abc.abstractmethod

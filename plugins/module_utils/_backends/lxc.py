@@ -116,7 +116,7 @@ class LxcGuest(GuestBackend):
         if raw not in (None, "STOPPED"):
             self.lxc.stop(name, self.stop_timeout if timeout is None else timeout)
 
-    def delete(self, name, keep_storage=True, spec=None):
+    def delete(self, name, keep_storage=True, spec=None, netconfs=None):
         if keep_storage:
             self.stop(name)
             return

@@ -78,7 +78,7 @@ class XenGuest(GuestBackend):
         opts = {k: v for k, v in (options or {}).items() if v is not None}
         check_options(opts, cls.options, "xen")
         stop = opts.get("stop_timeout", opts.get("shutdown_timeout", 60))
-        return cls(opts.get("config_path") or "/etc/xen/vms", opts.get("org", "req"),
+        return cls(opts.get("config_path") or "/etc/xen/vms", (options or {}).get("org", "req"),
                    defaults=opts.get("defaults"), host_kernel=opts.get("host_kernel"),
                    shutdown_timeout=stop, manager=opts.get("manager", "auto"),
                    unit_path=opts.get("unit_path", "/etc/systemd/system"),
