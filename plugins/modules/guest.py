@@ -72,10 +72,10 @@ options:
         description:
           - With V(true), V(absent) keeps the guest's disks. An LXC container's root file
             system is the container itself, so the container is kept too, stopped.
-          - With V(false) the disks go as well: the container is destroyed, a libvirt domain's
+          - With V(false) the disks go as well (the container is destroyed, a libvirt domain's
             writable disks are deleted (storage volumes, or files of a local URI), a Xen
             domain's NFS root directory on this host is removed (iSCSI LUNs and manual roots
-            are never removed).
+            are never removed)).
         type: bool
         default: true
       timeout:
@@ -88,8 +88,8 @@ options:
             renders its xl.cfg from it). C(lxc) an entry of
             O(vman.lifecycle.lxc_guest#module:containers) (keys of other kinds, such as a
             store spec's C(memory), are ignored); C(xen) a VM entry of
-            O(vman.lifecycle.xen_domain#module:vms); C(libvirt) C({xml: <domain XML>}),
-            defined under O(guests[].name).
+            O(vman.lifecycle.xen_domain#module:vms); C(libvirt) a dict with the key C(xml), the
+            domain XML, defined under O(guests[].name).
           - Values of secret-named keys (C(password), C(spicepasswd) ...) are never shown.
         type: dict
       netconfs:
@@ -100,11 +100,11 @@ options:
         type: dict
   backends:
     description:
-      - The host settings of each kind, C({kind: settings}). An unknown setting is an error
-        naming it.
+      - The host settings of each kind, a dict keyed by kind. An unknown setting is an
+        error naming it.
       - C(lxc) C(lxc_path), C(settings_dir), C(host_id), C(production), C(force_snapshot),
         C(stop_timeout), C(start_timeout), and defaults of the container entries (C(defaults),
-        or flat: C(profile_type), C(from_container), C(bridge), C(network), C(gateway),
+        or flat, C(profile_type), C(from_container), C(bridge), C(network), C(gateway),
         C(users) ...).
       - C(xen) C(config_path), C(manager) (V(auto) the units where the host has them, else
         C(xl); V(systemd) installs or updates the units first; V(xl)), C(defaults) (those of

@@ -22,7 +22,6 @@ HOST_KEYS = ("lxc_path", "settings_dir", "host_id", "production", "force_snapsho
              "stop_timeout", "start_timeout", "defaults")
 
 
-
 class LxcGuest(GuestBackend):
     """LXC containers under one lxcpath, made and started by :class:`_lxc.LxcGuestManager`.
 

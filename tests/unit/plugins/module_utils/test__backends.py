@@ -256,8 +256,10 @@ class FakeInstaller:
 def test_xen_manager_auto_uses_the_units_only_where_the_host_has_them(tmp_path):
     units = tmp_path / "units"
     units.mkdir()
-    make = lambda booted: be.XenGuest(str(tmp_path), manager="auto", unit_path=str(units),  # noqa: E731
-                                      toolstack=FakeXl(), booted=lambda: booted)
+
+    def make(booted):
+        return be.XenGuest(str(tmp_path), manager="auto", unit_path=str(units), toolstack=FakeXl(),
+                           booted=lambda: booted)
     assert make(True).manager == "xl"                 # systemd, but no vm@.service
     (units / "vm@.service").write_text("[Unit]\n")
     assert make(True).manager == "systemd" and make(False).manager == "xl"

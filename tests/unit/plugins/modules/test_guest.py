@@ -41,13 +41,13 @@ def test_module_fake_test_driver_check_diff_run_and_idempotence(tmp_path):
 
 
 def test_module_fake_test_driver_errors_name_the_guest_and_hide_secrets(tmp_path):
-    tasks = [{"vman.lifecycle.guest": {"backends": BACKENDS, "guests": [
-                 {"name": "ghost", "kind": "libvirt", "state": "running"}]}, "register": "missing"},
-             {"vman.lifecycle.guest": {"backends": BACKENDS, "guests": [
-                 {"name": "s", "kind": "libvirt", "state": "present",
-                  "spec": {"xml": "<network/>", "password": "Sekr1t-pw-7"}}]}, "register": "bad"},
-             {"vman.lifecycle.guest": {"backends": {"libvirt": {"url": "x"}}, "guests": [
-                 {"name": "a", "kind": "libvirt"}]}, "register": "setting"}]
+    def task(backends, guest, register):
+        return {"vman.lifecycle.guest": {"backends": backends, "guests": [guest]}, "register": register}
+
+    tasks = [task(BACKENDS, {"name": "ghost", "kind": "libvirt", "state": "running"}, "missing"),
+             task(BACKENDS, {"name": "s", "kind": "libvirt", "state": "present",
+                             "spec": {"xml": "<network/>", "password": "Sekr1t-pw-7"}}, "bad"),
+             task({"libvirt": {"url": "x"}}, {"name": "a", "kind": "libvirt"}, "setting")]
     res, out = run_play(tmp_path, tasks, name="errors")
     assert res["missing"]["failed"] and res["missing"]["guest"] == "ghost"
     assert "guest ghost (libvirt): planning failed" in res["missing"]["msg"]
