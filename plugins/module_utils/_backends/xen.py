@@ -30,7 +30,7 @@ class XenGuest(GuestBackend):
     ``manager``: ``systemd`` runs each domain as ``vm@<domain>.service`` (the units of
     ``roles/xen_vman``, installed or updated by :meth:`define`, as ``xen_units`` does), ``xl``
     runs ``xl create``/``xl shutdown`` directly, ``auto`` uses the units when PID 1 is systemd
-    and ``vm@.service`` is installed under ``unit_path``, else ``xl``.
+    and a ``vm@.service`` for this ``config_path`` is installed under ``unit_path``, else ``xl``.
 
     ``spec`` is one ``xen_domain`` VM entry (``org``/``name`` come from the backend); with
     ``netconfs`` a spec without ``interfaces`` gets one on the ``vm`` netconf's address
@@ -120,8 +120,15 @@ class XenGuest(GuestBackend):
         """``systemd`` or ``xl``: the setting, with ``auto`` resolved on this host."""
         if self.manager_setting != "auto":
             return self.manager_setting
-        unit = os.path.join(self.unit_path, _units.VM_UNIT)
-        return "systemd" if self._booted() and os.path.isfile(unit) else "xl"
+        if not self._booted():
+            return "xl"
+        try:
+            with open(os.path.join(self.unit_path, _units.VM_UNIT), encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError:
+            return "xl"
+        # units made for another config directory would skip our domains (ConditionPathExists)
+        return "systemd" if f"{self.config_path.rstrip('/')}/%i.cfg" in text else "xl"
 
     @property
     def systemctl(self):

@@ -261,7 +261,9 @@ def test_xen_manager_auto_uses_the_units_only_where_the_host_has_them(tmp_path):
         return be.XenGuest(str(tmp_path), manager="auto", unit_path=str(units), toolstack=FakeXl(),
                            booted=lambda: booted)
     assert make(True).manager == "xl"                 # systemd, but no vm@.service
-    (units / "vm@.service").write_text("[Unit]\n")
+    (units / "vm@.service").write_text("[Service]\nExecStart=/usr/sbin/xl create /etc/xen/other/%i.cfg\n")
+    assert make(True).manager == "xl"                 # units of another config directory
+    (units / "vm@.service").write_text(f"[Service]\nExecStart=/usr/sbin/xl create {tmp_path}/%i.cfg\n")
     assert make(True).manager == "systemd" and make(False).manager == "xl"
     with pytest.raises(ValidationError, match="must be one of auto, systemd, xl"):
         be.XenGuest(str(tmp_path), manager="libvirt")
