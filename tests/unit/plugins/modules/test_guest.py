@@ -48,7 +48,9 @@ def test_module_fake_test_driver_errors_name_the_guest_and_hide_secrets(tmp_path
              task(BACKENDS, {"name": "s", "kind": "libvirt", "state": "present",
                              "spec": {"xml": "<network/>", "password": "Sekr1t-pw-7"}}, "bad"),
              task({"libvirt": {"url": "x"}}, {"name": "a", "kind": "libvirt"}, "setting")]
-    res, out = run_play(tmp_path, tasks, name="errors")
+    # -vvv prints every module invocation: the spec's password must not be in it
+    res, out = run_play(tmp_path, tasks, name="errors", env={"ANSIBLE_VERBOSITY": "3"})
+    assert "<network/>" in out                # the spec is printed, its secret is not
     assert res["missing"]["failed"] and res["missing"]["guest"] == "ghost"
     assert "guest ghost (libvirt): planning failed" in res["missing"]["msg"]
     assert "root element must be <domain>" in res["bad"]["msg"] and res["bad"]["step"] == "define"
