@@ -88,11 +88,12 @@ options:
         remote shell.
       - C(timeout) (seconds, default 30) bounds the wait for one hypervisor.
       - Each hypervisor is asked once for all its VMs (libvirt one connection; LXC a
-        C(test -d) and two C(lxc-ls) runs; Xen one C(xl list -l) and one C(ls)), all
+        C(test -d) and three C(lxc-ls) runs (all, running, frozen); Xen one C(xl list -l) and one C(ls)), all
         hypervisors at the same time.
       - "Every VM of a listed hypervisor gets the host variable C(vman_power_state) and the
-        group C(power_<state>). The states: C(running), C(stopped) (every backend);
-        with libvirt also C(paused), C(shutdown) (shutting down), C(crashed),
+        group C(power_<state>). The states: C(running), C(stopped), C(suspended) (every
+        backend: a frozen container, a libvirt domain with a managed-save image, a Xen domain
+        with a saved image on a local dom0); with libvirt also C(paused), C(shutdown) (shutting down), C(crashed),
         C(pmsuspended) and C(unknown) (libvirt's no-state); C(absent) when the hypervisor
         does not know the VM; C(unknown) when the hypervisor could not be asked."
       - A hypervisor that cannot be asked (an error, no answer within C(timeout), a missing

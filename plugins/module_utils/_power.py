@@ -21,7 +21,7 @@ import threading
 import time
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, VmanError
-from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import VAR_PREFIX, group_name, host_name
+from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import VAR_PREFIX, group_name
 
 POWER_VAR = f"{VAR_PREFIX}power_state"
 #: the hypervisor answered and does not know the guest
@@ -77,12 +77,11 @@ def parse_live_config(value, default_timeout=DEFAULT_TIMEOUT) -> dict:
 
 
 def guest_name(kind, hostvars):
-    """The VM's name on a hypervisor of ``kind``: the Xen domain is ``<org>-<name>`` (as
-    ``xen_domain`` names it), an LXC container or a libvirt domain is ``<name>``."""
-    name = hostvars.get(f"{VAR_PREFIX}name")
-    if kind == "xen":
-        return host_name({"org": hostvars.get(f"{VAR_PREFIX}org"), "name": name})
-    return name
+    """The VM's name on a hypervisor of ``kind``, as the kind's backend names it: the Xen
+    domain is ``<org>-<name>`` (as ``xen_domain`` names it), an LXC container or a libvirt
+    domain is ``<name>``."""
+    return _backends().backend_for(kind).guest_name(hostvars.get(f"{VAR_PREFIX}org"),
+                                                    hostvars.get(f"{VAR_PREFIX}name"))
 
 
 def plan(hosts, config) -> dict:

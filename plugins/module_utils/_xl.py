@@ -427,6 +427,23 @@ class XlToolstack:
         """``xl destroy NAME``."""
         return self.xl(["verb", "args"], verb="destroy", args=[name])
 
+    def save(self, name: str, path: str):
+        """``xl save NAME PATH``: the domain's memory to PATH, then the domain is gone."""
+        return self.xl(["verb", "args"], verb="save", args=[name, path], timeout=900)
+
+    def restore(self, path: str):
+        """``xl restore PATH``: the saved domain runs again from where it was saved."""
+        return self.xl(["verb", "args"], verb="restore", args=[path], timeout=900)
+
+    def info(self) -> dict:
+        """``xl info`` as ``{key: value}`` (``nr_cpus``, ``total_memory`` in MiB, ...)."""
+        out = {}
+        for line in self.xl(["verb"], verb="info").stdout.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                out[key.strip()] = value.strip()
+        return out
+
     def shutdown(self, name: str, timeout: float = 300, poll: float = 1.0) -> str:
         """Ask the guest to shut down; destroy it when ``timeout`` seconds pass.
 

@@ -52,8 +52,8 @@ options:
     elements: str
   lxc:
     description:
-      - Configures the C(lxc) backend. Requests of a backend that is not configured are skipped
-        (the reconciler implements C(lxc) and C(xen); not C(libvirt) yet).
+      - Configures the C(lxc) backend. Requests of a backend that is not configured
+        (O(lxc), O(xen), O(libvirt)) are skipped.
     type: dict
     suboptions:
       lxc_path:
@@ -77,8 +77,9 @@ options:
         type: dict
   xen:
     description:
-      - Configures the C(xen) backend (the C(xen_domain) logic with C(manager=xl)); the domain
-        of device C(web-1) is C(<org>-web-1).
+      - Configures the C(xen) backend (the C(xen_domain) logic); the domain of device C(web-1)
+        is C(<org>-web-1). Domains run as C(vm@<domain>.service) units where the host has them
+        (see O(xen.manager)), else by C(xl) directly.
       - Xen guests get no marker (the reconciler has no way into them), so every restart of a
         ready Xen device puts its allocators on the redeploy list.
       - The root storage (NFS, iSCSI) of a Xen device is never removed; deleting removes the
@@ -100,6 +101,33 @@ options:
         description: Kernel release for the default PV kernel (default this host's).
         type: str
       shutdown_timeout:
+        description: Seconds a clean shutdown may take before the domain is destroyed.
+        type: int
+        default: 60
+      manager:
+        description:
+          - V(auto) runs the domains as C(vm@) units when PID 1 is systemd and C(vm@.service)
+            is installed (by M(vman.lifecycle.xen_units) or the C(xen_vman) role), else with
+            C(xl). V(systemd) installs or updates the units first; V(xl) never uses them.
+        type: str
+        choices: [auto, systemd, xl]
+        default: auto
+  libvirt:
+    description:
+      - Configures the C(libvirt) backend. A request's spec is a dict with the key C(xml), the domain XML; each
+        device is defined from it under its own name (the XML's C(<uuid>) dropped). Its disks
+        are used as the XML names them, so a request of several devices needs disks they can
+        share (or a count of 1).
+      - libvirt guests get no marker (the reconciler has no way into them), so every restart
+        of a ready device puts its allocators on the redeploy list. Deleting with
+        C(keep_disk=false) deletes the domain's writable disks.
+    type: dict
+    suboptions:
+      uri:
+        description: The libvirt connection URI.
+        type: str
+        default: qemu:///system
+      stop_timeout:
         description: Seconds a clean shutdown may take before the domain is destroyed.
         type: int
         default: 60
@@ -176,7 +204,7 @@ errors:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json
-from ansible_collections.vman.lifecycle.plugins.module_utils._backends import make_backend
+from ansible_collections.vman.lifecycle.plugins.module_utils._backends import KINDS, make_backend
 from ansible_collections.vman.lifecycle.plugins.module_utils._reconcile import Reconciler, ssh_keyscan
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import STORE_ARGUMENT_SPEC, open_store
 
@@ -197,6 +225,11 @@ def main():
             defaults=dict(type="dict"),
             host_kernel=dict(type="str"),
             shutdown_timeout=dict(type="int", default=60),
+            manager=dict(type="str", default="auto", choices=["auto", "systemd", "xl"]),
+        )),
+        libvirt=dict(type="dict", options=dict(
+            uri=dict(type="str", default="qemu:///system"),
+            stop_timeout=dict(type="int", default=60),
         )),
         reachable=dict(type="str", choices=["tcp", "running"], default="tcp"),
         known_hosts=dict(type="path"),
@@ -212,7 +245,7 @@ def main():
     module = AnsibleModule(argument_spec, supports_check_mode=True)
     p = module.params
     with errors_to_fail_json(module):
-        backends = {kind: make_backend(kind, p[kind]) for kind in ("lxc", "xen") if p[kind]}
+        backends = {kind: make_backend(kind, p[kind], kind) for kind in KINDS if p.get(kind)}
         with open_store(p["store"]) as store:
             reconciler = Reconciler(store, backends, known_hosts=p["known_hosts"],
                                     keyscan=ssh_keyscan if p["fetch_host_keys"] else None,

@@ -418,3 +418,30 @@ def test_a_failing_license_hook_is_a_start_error(store, fake, tmp_path):
     assert res["error"].startswith("license_load_failed: web-1:")
     got = store.get_request("web")
     assert got["state"] == rq.ERROR and not got["devices"][0]["ready"]
+
+
+def test_libvirt_requests_on_the_fake_test_driver(store, tmp_path):
+    """The reconciler gains libvirt: a request of backend libvirt (spec {xml}) is defined,
+    started and torn down through the registry's LibvirtGuest on libvirt's test:///default
+    driver (a fake hypervisor inside libvirt, named as such); no marker, so no marker write."""
+    pytest.importorskip("libvirt")
+    from ansible_collections.vman.lifecycle.plugins.module_utils._backends import make_backend
+    backend = make_backend("libvirt", {"uri": "test:///default", "stop_timeout": 0})
+    xml = ("<domain type='test'><name>t</name><memory unit='MiB'>32</memory>"
+           "<os><type>hvm</type></os></domain>")
+    try:
+        store.register_allocator("lv", "svc-a", {"backend": "libvirt", "count": 2, "keep_disk": False,
+                                                 "spec": {"xml": xml}})
+        rec = rc.Reconciler(store, {"libvirt": backend}, owner="rec-1", known_hosts=str(tmp_path / "kh"),
+                            keyscan=None, reachable="running", sleep=lambda s: None)
+        [res] = rec.reconcile()
+        assert res["error"] is None and res["state"] == rq.READY, res
+        assert backend.states(["lv-1", "lv-2"]) == {"lv-1": RUNNING, "lv-2": RUNNING}
+        assert store.get_vm("lv-2")["status"] == "ready"
+        [res] = rec.reconcile()
+        assert res["actions"] == [] and not res["changed"]
+        store.unregister_allocator("lv", "svc-a")
+        [res] = rec.reconcile()
+        assert res["state"] == "deleted" and backend.states(["lv-1", "lv-2"]) == {"lv-1": None, "lv-2": None}
+    finally:
+        backend.close()
