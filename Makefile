@@ -48,7 +48,8 @@ real: real-store real-keys real-lxc molecule-lxc real-requests real-lifecycle re
 
 real-store: venv
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__store.py \
-	  tests/unit/plugins/module_utils/test__store_crash.py
+	  tests/unit/plugins/module_utils/test__store_crash.py \
+	  tests/unit/plugins/module_utils/test__store_hypervisors.py tests/unit/plugins/module_utils/test__hypervisors.py
 
 # ssh-keygen for keys/SSHFP, a private BIND (named on 127.0.0.1) for the RFC 2136 updates
 real-keys: venv
@@ -59,6 +60,7 @@ real-lxc: venv
 	bash scripts/apt_deps.sh btrfs-progs
 	$(PYTEST) -q -m real tests/unit/plugins/module_utils/test__lxc.py tests/unit/plugins/module_utils/test__lxc_setup.py tests/unit/plugins/modules/test_lxc_guest.py \
 	  tests/unit/plugins/inventory/test_fleet_live_real.py::test_lxc_running_stopped_absent_and_bad_lxc_path
+	$(PYTEST) -q -m real tests/unit/plugins/modules/test_guest_real.py -k lxc
 
 # roles/lxc_provision on real LXC: molecule (delegated driver, this machine) create -> check ->
 # converge -> idempotence -> verify -> destroy. VMAN_LXC_BRIDGE/GATEWAY/PATH pick the testbed.
@@ -68,6 +70,7 @@ molecule-lxc: venv
 real-libvirt: venv
 	$(PYTEST) -q -m real tests/unit/plugins/modules/test_vm_snapshot_real.py \
 	  tests/unit/plugins/inventory/test_fleet_live_real.py::test_libvirt_running_absent_unreachable_silent_and_cache
+	$(PYTEST) -q -m real tests/unit/plugins/modules/test_guest_real.py -k libvirt
 
 # kvm_provision + guest_provision on a real libvirtd with TCG guests: molecule scenario at
 # collection level (delegated driver); the guest image is built once and cached (see the scenario).

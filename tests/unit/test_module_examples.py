@@ -56,6 +56,11 @@ NEEDS_HYPERVISOR = {
                           "runs a private BIND)",
     ("ssh_host_keys", 2): "removes SSHFP records from a DNS server by RFC 2136 (make real-keys)",
     ("xen_domain", 0): "starts the domain with xl through vm@.service (make real-xen)",
+    "guest": "defines, starts, stops and deletes guests of every kind (make real-lxc and "
+             "make real-libvirt run tests/unit/plugins/modules/test_guest_real.py)",
+    "vm_capabilities_info": "reads a libvirtd's capabilities (qemu:///system; make real-libvirt)",
+    "vm_image_source": "fetches disk images from example.org and converts them with qemu-img "
+                       "(tests/unit/plugins/modules/test_vm_image_source.py serves them locally)",
 }
 
 # Paths of the examples moved into tmp_path ("{tmp}"), per (module, task index): option -> value.
@@ -136,6 +141,15 @@ def _no_config_written(tmp):
 
 # What each run must have done, from the registered results (r) and tmp_path (tmp).
 CHECKS = {
+    # three hosts registered; the two that name example.com hosts are not reached and say so,
+    # the LXC host is this machine, measured; the maintenance task disables dom0a
+    "vm_hypervisor": lambda r, tmp: (
+        sorted(h["name"] for h in r["example_0"]["hypervisors"]) == ["dom0a", "kvm1", "lxchost"]
+        and sorted(r["example_0"]["not_reached"]) == ["dom0a", "kvm1"]
+        and r["example_2"]["changed"]
+        and [h for h in r["example_2"]["hypervisors"] if h["name"] == "dom0a"][0]["state"] == "disabled"),
+    # an empty store: no host, no move
+    "vm_placement_info": lambda r, tmp: r["load"]["hypervisors"] == [] and r["load"]["moves"] == [],
     "install_callback": lambda r, tmp: r["callback_token"]["token"] and r["example_2"]["changed"],
     "netconf_pool": lambda r, tmp: (r["netconf"]["netconf"]["hostname"].startswith("mws-")
                                     and r["netconf"]["netconf"]["in_use_by"] == VM_ID),
