@@ -223,13 +223,13 @@ class _BadRequest(Exception):
 def _parse_head(raw):
     """``(method, path, minor version, headers)`` of a request head; _BadRequest when malformed."""
     lines = raw.decode("iso-8859-1").split("\r\n")
-    match = _REQUEST_LINE.match(lines[0])
+    match = _REQUEST_LINE.fullmatch(lines[0])
     if not match:
         raise _BadRequest(400, "malformed request line")
     if len(lines) > 101:
         raise _BadRequest(400, "too many header fields")
     for line in lines[1:]:
-        if not _HEADER_LINE.match(line):
+        if not _HEADER_LINE.fullmatch(line):
             raise _BadRequest(400, "malformed header field")
     fields = raw.partition(b"\r\n")[2]
     try:
