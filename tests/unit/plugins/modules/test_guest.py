@@ -50,7 +50,11 @@ def test_module_fake_test_driver_errors_name_the_guest_and_hide_secrets(tmp_path
              task({"libvirt": {"url": "x"}}, {"name": "a", "kind": "libvirt"}, "setting")]
     # -vvv prints every module invocation: the spec's password must not be in it
     res, out = run_play(tmp_path, tasks, name="errors", env={"ANSIBLE_VERBOSITY": "3"})
-    assert "<network/>" in out                # the spec is printed, its secret is not
+    # ansible-core up to 2.20 prints a failed task's module_args (the spec with the secret
+    # masked); 2.21 leaves the invocation out: either way, the secret is never in the output
+    if '"invocation"' in out:
+        assert "<network/>" in out
+    assert "spec.xml" in out
     assert res["missing"]["failed"] and res["missing"]["guest"] == "ghost"
     assert "guest ghost (libvirt): planning failed" in res["missing"]["msg"]
     assert "root element must be <domain>" in res["bad"]["msg"] and res["bad"]["step"] == "define"
