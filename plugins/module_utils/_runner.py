@@ -19,6 +19,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError
 
 REDACTED = "********"
+# the environment every command runs with on top of the module's (see :func:`run`)
+PARSE_ENV = {"LC_ALL": "C", "LANG": "C"}
 
 
 # ---- argument formatters: value -> list of argv items ------------------------------------
@@ -88,9 +90,12 @@ def run(argv: Sequence[str], *, timeout: float | None = 60, check: bool = True,
         raise TypeError("run() takes an argv list, not a string")
     argv = [str(a) for a in argv]
     secrets = list(secrets)
-    full_env = None
+    # every caller parses what the tools print (xl, lxc-info, qemu-img, ip, ...): messages and
+    # number formats in the C locale, whatever the host or the user set; ``env`` may override
+    full_env = dict(os.environ)
+    full_env.pop("LANGUAGE", None)
+    full_env.update(PARSE_ENV)
     if env:
-        full_env = dict(os.environ)
         full_env.update(env)
     try:
         proc = subprocess.run(argv, input=data, capture_output=True, text=True,

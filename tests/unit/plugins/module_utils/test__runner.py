@@ -53,3 +53,15 @@ def test_timeout_ends():
 
 def test_check_false_returns_rc():
     assert _runner.run([sys.executable, "-c", "raise SystemExit(4)"], check=False).rc == 4
+
+
+def test_commands_run_in_the_c_locale_whatever_the_caller_set(monkeypatch):
+    """Parsed output must not depend on the operator's locale: a real ``env`` shows LC_ALL=C
+    and LANG=C even when the module runs under a German locale, and ``env=`` still wins."""
+    monkeypatch.setenv("LC_ALL", "de_DE.UTF-8")
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    monkeypatch.setenv("LANGUAGE", "de")
+    lines = _runner.run(["env"]).stdout.splitlines()
+    assert "LC_ALL=C" in lines and "LANG=C" in lines
+    assert not [line for line in lines if line.startswith("LANGUAGE=")]
+    assert "LC_ALL=C.UTF-8" in _runner.run(["env"], env={"LC_ALL": "C.UTF-8"}).stdout.splitlines()
