@@ -85,10 +85,11 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
 from ansible_collections.vman.lifecycle.plugins.module_utils import _xen_vman
+from ansible_collections.vman.lifecycle.plugins.module_utils._units import XEN_CONFIG_PATH
 
 
 def xen_vman_plan(vms, role_vars, configs=None, lazy_results=None, mount_base="/mnt/vms",
-                  build_initrds=True, legacy_found=None, config_path="/etc/xen/vms"):
+                  build_initrds=True, legacy_found=None, config_path=XEN_CONFIG_PATH):
     """The role's plan (see :func:`_xen_vman.plan` and :func:`_xen_vman.legacy_plan`)."""
     try:
         defaults = _xen_vman.role_defaults(role_vars or {})

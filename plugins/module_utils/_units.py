@@ -42,8 +42,11 @@ DESTROY_WAIT = 30
 _PATH_RE = re.compile(r"/[A-Za-z0-9._+/-]*")
 _ENV_VALUE_RE = re.compile(r"[A-Za-z0-9._:/@,+=\[\]-]+")
 
+# where the domain configs live (the xen_vman role's vm_config_path): the one place in Python
+XEN_CONFIG_PATH = "/etc/xen/vms"
+
 DEFAULTS = {
-    "config_path": "/etc/xen/vms",
+    "config_path": XEN_CONFIG_PATH,
     "xl_path": "/usr/sbin/xl",
     "iscsiadm_path": "/usr/bin/iscsiadm",
     "helper_path": "/usr/local/libexec/vman",

@@ -207,6 +207,7 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import err
 from ansible_collections.vman.lifecycle.plugins.module_utils._backends import KINDS, make_backend
 from ansible_collections.vman.lifecycle.plugins.module_utils._reconcile import Reconciler, ssh_keyscan
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import STORE_ARGUMENT_SPEC, open_store
+from ansible_collections.vman.lifecycle.plugins.module_utils._units import XEN_CONFIG_PATH
 
 
 def main():
@@ -220,7 +221,7 @@ def main():
             defaults=dict(type="dict"),
         )),
         xen=dict(type="dict", options=dict(
-            config_path=dict(type="path", default="/etc/xen/vms"),
+            config_path=dict(type="path", default=XEN_CONFIG_PATH),
             org=dict(type="str", default="req"),
             defaults=dict(type="dict"),
             host_kernel=dict(type="str"),

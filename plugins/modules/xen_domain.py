@@ -203,7 +203,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json, hide_vm_secrets, require
 from ansible_collections.vman.lifecycle.plugins.module_utils import _spec
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_diff
-from ansible_collections.vman.lifecycle.plugins.module_utils._units import Systemctl
+from ansible_collections.vman.lifecycle.plugins.module_utils._units import XEN_CONFIG_PATH, Systemctl
 from ansible_collections.vman.lifecycle.plugins.module_utils._xen_domain import DomainConverger
 from ansible_collections.vman.lifecycle.plugins.module_utils._xl import XlToolstack
 
@@ -213,7 +213,7 @@ def main():
         argument_spec=dict(
             vms=dict(type="list", elements="dict", required=True),
             defaults=dict(type="dict", default={}),
-            config_path=dict(type="path", default="/etc/xen/vms"),
+            config_path=dict(type="path", default=XEN_CONFIG_PATH),
             state=dict(type="str", default="present", choices=list(_spec.STATES)),
             manager=dict(type="str", default="systemd", choices=["systemd", "xl"]),
             shutdown_timeout=dict(type="int", default=300),

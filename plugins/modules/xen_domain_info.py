@@ -92,6 +92,7 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._errors import Comm
 from ansible_collections.vman.lifecycle.plugins.module_utils import _xl
 from ansible_collections.vman.lifecycle.plugins.module_utils._files import read_text
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import REDACTED
+from ansible_collections.vman.lifecycle.plugins.module_utils._units import XEN_CONFIG_PATH
 
 
 def collect(config_path, names, toolstack):
@@ -127,7 +128,7 @@ def collect(config_path, names, toolstack):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            config_path=dict(type="path", default="/etc/xen/vms"),
+            config_path=dict(type="path", default=XEN_CONFIG_PATH),
             names=dict(type="list", elements="str", default=[]),
             xl_path=dict(type="path"),
         ),

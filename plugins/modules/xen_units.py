@@ -183,7 +183,7 @@ def main():
         argument_spec=dict(
             unit_path=dict(type="path", default="/etc/systemd/system"),
             helper_path=dict(type="path", default="/usr/local/libexec/vman"),
-            vm_config_path=dict(type="path", default="/etc/xen/vms"),
+            vm_config_path=dict(type="path", default=_units.XEN_CONFIG_PATH),
             mount_base=dict(type="path", default="/mnt/vms"),
             initrd_link=dict(type="path", default="/etc/xen/initrd.img"),
             xl_path=dict(type="path"),

@@ -14,6 +14,7 @@ from ansible_collections.vman.lifecycle.plugins.module_utils._backends.base impo
     RUNNING, STOPPED, SUSPENDED, GuestBackend, NotSupported, check_options, host_boot_id)
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import StateError, ValidationError
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_name
+from ansible_collections.vman.lifecycle.plugins.module_utils._units import XEN_CONFIG_PATH
 from ansible_collections.vman.lifecycle.plugins.module_utils._xen_domain import (
     START_BACKSTOP, DomainConverger, config_file)
 
@@ -49,7 +50,7 @@ class XenGuest(GuestBackend):
     reader_options = ("config_path", "ssh", "ssh_args")
     redefines = True
 
-    def __init__(self, config_path="/etc/xen/vms", org="req", defaults=None, host_kernel=None,
+    def __init__(self, config_path=XEN_CONFIG_PATH, org="req", defaults=None, host_kernel=None,
                  shutdown_timeout=60, toolstack=None, config_lister=None, manager="xl",
                  systemctl=None, unit_path="/etc/systemd/system", save_dir="/var/lib/xen/save",
                  prefix=24, start_timeout=None, booted=_units.systemd_booted, installer=None):
@@ -78,7 +79,7 @@ class XenGuest(GuestBackend):
         opts = {k: v for k, v in (options or {}).items() if v is not None}
         check_options(opts, cls.options, "xen")
         stop = opts.get("stop_timeout", opts.get("shutdown_timeout", 60))
-        return cls(opts.get("config_path") or "/etc/xen/vms", (options or {}).get("org", "req"),
+        return cls(opts.get("config_path") or XEN_CONFIG_PATH, (options or {}).get("org", "req"),
                    defaults=opts.get("defaults"), host_kernel=opts.get("host_kernel"),
                    shutdown_timeout=stop, manager=opts.get("manager", "auto"),
                    unit_path=opts.get("unit_path", "/etc/systemd/system"),
@@ -88,7 +89,7 @@ class XenGuest(GuestBackend):
     @classmethod
     def reader(cls, options, executor=None, timeout=30):
         from ansible_collections.vman.lifecycle.plugins.module_utils._runner import Runner, fmt_positional
-        config_path = (options or {}).get("config_path") or "/etc/xen/vms"
+        config_path = (options or {}).get("config_path") or XEN_CONFIG_PATH
         lister = None
         if executor is not None:
             ls = Runner(["ls"], {"opts": fmt_positional(), "path": fmt_positional()}, executor=executor)
