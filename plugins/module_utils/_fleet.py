@@ -15,6 +15,7 @@ import functools
 import re
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lifecycle as lc
+from ansible_collections.vman.lifecycle.plugins.module_utils._spec import full_name
 
 #: prefix of every host variable the plugin sets (inventory variables have the lowest
 #: precedence: unprefixed names such as ``status`` would be shadowed silently by play vars)
@@ -119,7 +120,7 @@ def group_name(prefix: str, value) -> str:
 
 def host_name(vm: dict) -> str:
     """The inventory name of a VM: ``<org>-<name>``, or ``<name>`` for a VM without org."""
-    return f"{vm['org']}-{vm['name']}" if vm.get("org") else str(vm["name"])
+    return full_name(vm.get("org"), vm["name"])
 
 
 def _strip_prefix(address):

@@ -28,7 +28,7 @@ ISCSI_PORT = 3260
 
 def target_iqn(base_wwn: str, org: str, name: str) -> str:
     """IQN of a VM's root target: ``<base_wwn>:<org>-<name>``."""
-    return f"{base_wwn}:{org}-{name}"
+    return f"{base_wwn}:{_spec.full_name(org, name)}"
 
 
 def portal(server: str, port: int = ISCSI_PORT) -> str:

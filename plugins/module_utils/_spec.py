@@ -18,6 +18,13 @@ from typing import Any, Mapping
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError, as_text, bad_char, safe_repr
 
+
+def full_name(org, name) -> str:
+    """A VM's full name, ``<org>-<name>`` (``<name>`` without an org): its Xen domain, ``vm@``
+    unit instance and config file stem, its inventory host name, its iSCSI target suffix. The
+    one place that builds it."""
+    return f"{org}-{name}" if org else str(name)
+
 try:
     import netaddr
     HAS_NETADDR = True
@@ -163,7 +170,7 @@ class VmSpec:
     @property
     def full_name(self) -> str:
         """Domain name, unit instance and config file stem: ``<org>-<name>``."""
-        return f"{self.org}-{self.name}"
+        return full_name(self.org, self.name)
 
     @property
     def options(self) -> dict:

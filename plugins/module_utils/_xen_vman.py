@@ -18,7 +18,6 @@ from collections.abc import Mapping
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _iscsi, _rootfs, _spec, _units, _xl
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import ValidationError
-from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_name
 
 PREFIX = "xen_vman_"
 #: role variables that are host settings, not VM defaults
@@ -99,9 +98,9 @@ def lazy_bridges(results) -> dict:
         if bridge in (None, ""):
             continue
         if not isinstance(bridge, str):
-            raise ValidationError(f"{vm.get('org')}-{vm.get('name')}",
+            raise ValidationError(_spec.full_name(vm.get('org'), vm.get('name')),
                                   "xen_vman_lazy_default_network_bridge", bridge, "must be a string")
-        out[f"{vm.get('org')}-{vm.get('name')}"] = bridge
+        out[_spec.full_name(vm.get('org'), vm.get('name'))] = bridge
     return out
 
 
@@ -329,7 +328,7 @@ def lifecycle_vm(spec, org, name, netconfs, defaults=None, prefix=24) -> dict:
     MAC. Returns ``{"vm": entry, "root_path": path}``; ``root_path`` is where the NFS root of
     the VM is on the dom0 (validated as ``vm_rootfs`` does), None for any other root.
     """
-    label = host_name({"org": org, "name": name})
+    label = _spec.full_name(org, name)
     if not isinstance(spec, Mapping):
         raise ValidationError(label, "spec", spec, "must be a dict (the VM's stored spec)")
     if not isinstance(prefix, int) or isinstance(prefix, bool) or not 1 <= prefix <= 32:

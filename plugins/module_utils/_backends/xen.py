@@ -13,7 +13,7 @@ from ansible_collections.vman.lifecycle.plugins.module_utils import _spec, _unit
 from ansible_collections.vman.lifecycle.plugins.module_utils._backends.base import (
     RUNNING, STOPPED, SUSPENDED, GuestBackend, NotSupported, check_options, host_boot_id)
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import StateError, ValidationError
-from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import host_name
+from ansible_collections.vman.lifecycle.plugins.module_utils._spec import full_name
 from ansible_collections.vman.lifecycle.plugins.module_utils._units import XEN_CONFIG_PATH
 from ansible_collections.vman.lifecycle.plugins.module_utils._xen_domain import (
     START_BACKSTOP, DomainConverger, config_file)
@@ -101,13 +101,13 @@ class XenGuest(GuestBackend):
 
     @staticmethod
     def guest_name(org, name):
-        return host_name({"org": org, "name": name})
+        return full_name(org, name)
 
     # -- names and paths ---------------------------------------------------------------------
 
     def domain(self, name):
         """The Xen domain name of guest ``name`` (``name`` itself with ``org=None``)."""
-        return name if self.org is None else f"{self.org}-{name}"
+        return name if self.org is None else full_name(self.org, name)
 
     def _config(self, name):
         return config_file(self.config_path, self.domain(name))

@@ -234,3 +234,17 @@ def test_network_bridge_default_used_when_no_lazy_or_own_bridge():
     with pytest.raises(ValidationError) as exc:
         _spec.normalize(vm(interfaces=[{"ip": "10.0.0.15"}]), bad)
     assert "bridge" in str(exc.value) and "bad bridge!" in str(exc.value)
+
+
+def test_full_name_is_built_in_one_place_and_every_user_agrees():
+    """_spec.full_name is the one builder: the VmSpec, the fleet inventory, the Xen backend and
+    the iSCSI target all give the same name for one VM."""
+    from ansible_collections.vman.lifecycle.plugins.module_utils import _fleet, _iscsi
+    from ansible_collections.vman.lifecycle.plugins.module_utils._backends.xen import XenGuest
+
+    assert _spec.full_name("acme", "web01") == "acme-web01"
+    assert _spec.full_name(None, "web01") == _spec.full_name("", "web01") == "web01"
+    assert _fleet.host_name({"org": "acme", "name": "web01"}) == "acme-web01"
+    assert _fleet.host_name({"name": "web01"}) == "web01"
+    assert XenGuest.guest_name("acme", "web01") == "acme-web01"
+    assert _iscsi.target_iqn("iqn.2020-01.org.example", "acme", "web01") == "iqn.2020-01.org.example:acme-web01"
