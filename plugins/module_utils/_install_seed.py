@@ -21,6 +21,7 @@ import stat
 import urllib.parse
 
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import StateError, ValidationError
+from ansible_collections.vman.lifecycle.plugins.module_utils._files import open_parent_below, write_below
 
 TOKEN_PATH = "etc/vman/install-token"
 URL_PATH = "etc/vman/install-callback.url"
@@ -164,40 +165,13 @@ def seed_files(hostname=None, callback_url=None, token=None, host_keys=(), autho
 
 # ---- writing below a root that belongs to the guest ---------------------------------------
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 #: directories the seed creates with a mode other than 0755
 _DIR_MODES = {"root/.ssh": 0o700, "etc/vman": 0o700}
 
 
-def _open_parent(root, relpath, create):
-    """An fd of ``relpath``'s parent below ``root`` (no symlink followed); None when missing."""
-    parts = relpath.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"bad relative path {relpath!r}")
-    fd = os.open(root, _DIR_FLAGS)
-    walked = []
-    try:
-        for part in parts[:-1]:
-            walked.append(part)
-            try:
-                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    os.close(fd)
-                    return None
-                os.mkdir(part, _DIR_MODES.get("/".join(walked), 0o755), dir_fd=fd)
-                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def _current(root, entry):
     """Whether ``entry`` is already in place exactly (content, mode or link target)."""
-    fd = _open_parent(root, entry.path, create=False)
+    fd = open_parent_below(root, entry.path, create=False)
     if fd is None:
         return False
     name = entry.path.rsplit("/", 1)[-1]
@@ -217,25 +191,7 @@ def _current(root, entry):
 
 
 def _write(root, entry):
-    fd = _open_parent(root, entry.path, create=True)
-    name = entry.path.rsplit("/", 1)[-1]
-    try:
-        tmp = f".{name}.vman-tmp"
-        try:
-            os.unlink(tmp, dir_fd=fd)
-        except FileNotFoundError:
-            pass
-        if entry.link is not None:
-            os.symlink(entry.link, tmp, dir_fd=fd)
-        else:
-            file_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                              entry.mode, dir_fd=fd)
-            with os.fdopen(file_fd, "wb") as handle:
-                os.fchmod(handle.fileno(), entry.mode)
-                handle.write(entry.text.encode("utf-8"))
-        os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
-    finally:
-        os.close(fd)
+    write_below(root, entry.path, entry.text, entry.mode, link=entry.link, dir_modes=_DIR_MODES)
 
 
 def apply_seed(root, files, check=False):

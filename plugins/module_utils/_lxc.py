@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - reported by the modules via missing_re
     netaddr = None
     HAS_NETADDR = False
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
+from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic, write_below
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import (
     CommandError, StateError, ValidationError, as_text, bad_char, check_line, safe_repr)
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import (
@@ -510,35 +510,12 @@ def render_resolv_conf(dnsservers) -> str:
 # ---- writing into a container's rootfs without following its symlinks ---------------------
 
 def safe_write(root, relpath, text, mode=0o644) -> None:
-    """Write ``root/relpath`` refusing symlinks anywhere below ``root``.
+    """Write ``root/relpath`` refusing symlinks anywhere below ``root`` (:func:`_files.write_below`).
 
     The rootfs belongs to the guest (or to the container it was cloned from), so a symlink
     there must never make the host write outside it.
     """
-    parts = [p for p in relpath.split("/") if p]
-    if not parts or any(p in (".", "..") for p in parts):
-        raise ValueError(f"bad relative path {relpath!r}")
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-    dir_fd = os.open(root, flags)
-    try:
-        for part in parts[:-1]:
-            try:
-                next_fd = os.open(part, flags, dir_fd=dir_fd)
-            except FileNotFoundError:
-                os.mkdir(part, 0o755, dir_fd=dir_fd)
-                next_fd = os.open(part, flags, dir_fd=dir_fd)
-            os.close(dir_fd)
-            dir_fd = next_fd
-        try:
-            os.unlink(parts[-1], dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
-        fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode,
-                     dir_fd=dir_fd)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    finally:
-        os.close(dir_fd)
+    write_below(root, relpath, text, mode)
 
 
 # ---- the lxc-* backend --------------------------------------------------------------------

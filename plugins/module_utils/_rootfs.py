@@ -24,7 +24,8 @@ import shutil
 
 from ansible_collections.vman.lifecycle.plugins.module_utils import _xl
 from ansible_collections.vman.lifecycle.plugins.module_utils._errors import CommandError, ValidationError, bad_char
-from ansible_collections.vman.lifecycle.plugins.module_utils._files import write_atomic
+from ansible_collections.vman.lifecycle.plugins.module_utils._files import (
+    lexists_below, open_parent_below, read_below, write_below)
 from ansible_collections.vman.lifecycle.plugins.module_utils._runner import run
 
 #: The xen_vman README's default package list (its ``python`` is mapped, see map_packages).
@@ -373,19 +374,16 @@ class RootfsInstaller:
             self.runner(debootstrap_argv(self.debootstrap, suite, root, mirror, packages, variant,
                                          tarball), timeout=self.timeout)
         # predictable names would call the NIC enX0; the files above configure eth0
-        link = self._inside(root, "etc/systemd/network/99-default.link")
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        if not os.path.lexists(link):
-            os.symlink("/dev/null", link)
+        # (the root is the guest's: nothing below it is written through a symlink)
+        if not lexists_below(root, "etc/systemd/network/99-default.link"):
+            write_below(root, "etc/systemd/network/99-default.link", None, link="/dev/null")
         for rel, (text, mode) in guest_files(spec, user, suite).items():
-            path = self._inside(root, rel)
-            if os.path.islink(path):
-                os.unlink(path)  # e.g. resolv.conf pointing at a resolver's runtime file
-            write_atomic(path, text, mode)
+            # a symlink there (e.g. resolv.conf pointing at a resolver's runtime file) is replaced
+            write_below(root, rel, text, mode)
         if user:
             self._user(root, user, keys_text)
         source = install_source(image, tarball, mirror)
-        write_atomic(self._inside(root, DONE_FILE), render_done(spec, suite, source, self.now()))
+        write_below(root, DONE_FILE, render_done(spec, suite, source, self.now()))
         os.unlink(os.path.join(root, INSTALLING_MARK))
 
     def _own_host_keys(self, root: str) -> None:
@@ -404,24 +402,30 @@ class RootfsInstaller:
             self.runner([self.chroot, root, "ssh-keygen", "-A"], timeout=300)
 
     def _user(self, root: str, user: str, keys_text: str) -> None:
-        passwd = os.path.join(root, "etc/passwd")
-        with open(passwd, encoding="utf-8") as handle:
-            ids = passwd_ids(handle.read(), user)
+        def ids_now():
+            return passwd_ids((read_below(root, "etc/passwd") or b"").decode("utf-8", "replace"), user)
+
+        ids = ids_now()
         if ids is None:
             self.runner([self.chroot, root, "useradd", "--create-home", "--shell", "/bin/bash",
                          "--groups", "sudo", user], timeout=120)
-            with open(passwd, encoding="utf-8") as handle:
-                ids = passwd_ids(handle.read(), user)
+            ids = ids_now()
             if ids is None:
                 raise ValidationError(root, "user", user, "useradd did not create the user")
         uid, gid, home = ids
-        ssh_dir = self._inside(root, home.lstrip("/") + "/.ssh")
-        os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
-        os.chmod(ssh_dir, 0o700)
-        keys = os.path.join(ssh_dir, "authorized_keys")
-        write_atomic(keys, keys_text, 0o600)
-        for path in (ssh_dir, keys):
-            os.lchown(path, uid, gid)
+        keys = home.strip("/") + "/.ssh/authorized_keys"
+        try:
+            write_below(root, keys, keys_text, 0o600, owner=(uid, gid),
+                        dir_modes={home.strip("/") + "/.ssh": 0o700})
+            ssh_fd = open_parent_below(root, keys, create=False)
+        except (OSError, ValueError) as exc:
+            raise ValidationError(root, "user", user, f"its home {home!r} cannot take SSH keys "
+                                  f"without following a symlink ({exc})") from None
+        try:
+            os.fchmod(ssh_fd, 0o700)
+            os.fchown(ssh_fd, uid, gid)
+        finally:
+            os.close(ssh_fd)
 
 
 # ---- batch --------------------------------------------------------------------------------
