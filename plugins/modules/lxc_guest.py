@@ -355,7 +355,7 @@ containers:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
+from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_diff
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lxc
 
@@ -408,7 +408,7 @@ def main():
     if not _lxc.HAS_NETADDR:
         module.fail_json(msg=missing_required_lib("netaddr"))
     p = module.params
-    try:
+    with errors_to_fail_json(module):
         specs = _lxc.build_specs(p["containers"], {k: p[k] for k in _lxc.DEFAULTS})
         manager = _lxc.LxcGuestManager(
             _lxc.LxcBackend(p["lxc_path"]), _lxc.SettingsStore(p["settings_dir"]),
@@ -418,8 +418,6 @@ def main():
             return_passwords=p["return_passwords"], remove_volume=p["remove_volume"],
             profile_name_style=p["profile_name_style"])
         results, diffs, changed = manager.converge(specs)
-    except VmanError as exc:
-        module.fail_json(msg=str(exc), **exc.to_result())
     for result in results:
         for warning in result.pop("warnings", []):
             module.warn(warning)

@@ -102,7 +102,7 @@ containers:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
+from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lxc
 
 
@@ -112,12 +112,10 @@ def main():
                 show_passwords={"type": "bool", "default": False})
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
-    try:
+    with errors_to_fail_json(module):
         containers = _lxc.containers_info(_lxc.LxcBackend(p["lxc_path"]),
                                           _lxc.SettingsStore(p["settings_dir"]),
                                           p["names"], p["show_passwords"])
-    except VmanError as exc:
-        module.fail_json(msg=str(exc), **exc.to_result())
     module.exit_json(changed=False, containers=containers)
 
 

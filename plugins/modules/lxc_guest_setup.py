@@ -161,7 +161,7 @@ containers:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
+from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json
 from ansible_collections.vman.lifecycle.plugins.module_utils._fleet import redact_diff
 from ansible_collections.vman.lifecycle.plugins.module_utils import _lxc, _lxc_setup
 
@@ -193,13 +193,11 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     p = module.params
-    try:
+    with errors_to_fail_json(module):
         specs = _lxc_setup.build_guests(p["containers"])
         setup = _lxc_setup.GuestSetup(_lxc.LxcBackend(p["lxc_path"]), check_mode=module.check_mode,
                                       boot_timeout=p["boot_timeout"])
         results, diffs, changed = setup.converge(specs)
-    except VmanError as exc:
-        module.fail_json(msg=str(exc), **exc.to_result())
     module.exit_json(changed=changed, containers=results, diff=redact_diff(diffs))
 
 

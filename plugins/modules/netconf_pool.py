@@ -157,7 +157,7 @@ stats:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
+from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json
 from ansible_collections.vman.lifecycle.plugins.module_utils._netconf import HAS_NETADDR
 from ansible_collections.vman.lifecycle.plugins.module_utils._pool import netconf_pool
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import STORE_ARGUMENT_SPEC, open_store
@@ -190,13 +190,11 @@ def main():
     if not HAS_NETADDR:
         module.fail_json(msg=missing_required_lib("netaddr"))
     p = module.params
-    try:
+    with errors_to_fail_json(module):
         with open_store(p["store"]) as store:
             result, warnings = netconf_pool(store, p["pool"], p["kind"], p["state"],
                                             entries=p["entries"], ranges=p["ranges"], vm=p["vm"],
                                             low_water=p["low_water"], check=module.check_mode)
-    except VmanError as exc:
-        module.fail_json(msg=str(exc), **exc.to_result())
     for warning in warnings:
         module.warn(warning)
     module.exit_json(**result)

@@ -92,7 +92,7 @@ vms:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vman.lifecycle.plugins.module_utils._errors import VmanError
+from ansible_collections.vman.lifecycle.plugins.module_utils._ansible import errors_to_fail_json
 from ansible_collections.vman.lifecycle.plugins.module_utils._store import STORE_ARGUMENT_SPEC, open_store
 from ansible_collections.vman.lifecycle.plugins.module_utils._vm_status import read_status
 
@@ -111,12 +111,10 @@ def main():
     module = AnsibleModule(argument_spec, supports_check_mode=True,
                            mutually_exclusive=[("name", f) for f in ("status", "flavor", "org", "owner")])
     p = module.params
-    try:
+    with errors_to_fail_json(module):
         with open_store(p["store"]) as store:
             result = read_status(store, name=p["name"], status=p["status"], flavor=p["flavor"],
                                  org=p["org"], owner=p["owner"], events=p["events"], limit=p["limit"])
-    except VmanError as exc:
-        module.fail_json(msg=str(exc), **exc.to_result())
     module.exit_json(changed=False, **result)
 
 
