@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST ?= $(VENV)/bin/pytest
 ANSIBLE_TEST_PY ?= 3.11
 
-.PHONY: help deps venv lint sanity units integration newest-core installed real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision molecule-xen real-requests-xen real-rootfs xen-lxc-lvm lifecycle-xen
+.PHONY: help deps venv lint sanity units integration newest-core older-cores installed real real-store real-keys real-lxc real-libvirt real-xen xen-pytest real-requests test demo bench changelog clean real-lifecycle molecule-lxc real-guest-provision molecule-xen real-requests-xen real-rootfs xen-lxc-lvm lifecycle-xen
 
 help:
 	@echo "make demo   - the main job (see docs/development.md)"
@@ -36,6 +36,12 @@ integration: venv
 # Unit tests + the xen_domain target under the newest ansible-core (Python 3.12+, when present).
 newest-core: venv
 	bash scripts/newest_core.sh
+
+# The oldest ansible-cores meta/runtime.yml claims (requires_ansible >=2.17.0): the unit tests
+# and the xen_domain target under 2.17 and 2.18, each in its cached venv (scripts/core_tests.sh).
+older-cores: venv
+	bash scripts/core_tests.sh core-2.17 'ansible-core==2.17.*'
+	bash scripts/core_tests.sh core-2.18 'ansible-core==2.18.*'
 
 # The user's install path: the built tarball installed into an empty collections path, used from
 # a project directory without this repository's ansible.cfg (scripts/installed_collection.sh).

@@ -18,6 +18,14 @@ import yaml
 
 from _playbook import ROOT, run_play
 
+
+def _indexes_as_templated(value):
+    """The callback's ``task_index``/``source_index`` as the running ansible-core templates them:
+    ints from 2.19 on; before 2.19 (jinja2_native off) every templated scalar is a string, as
+    Ansible documents, so the same playbook sees ``'2'`` there (docs/migrating-from-ansible_farm.md)."""
+    from ansible.release import __version__ as core
+    return value if tuple(int(x) for x in core.split(".")[:2]) >= (2, 19) else str(value)
+
 CALLBACK = """
 - name: user callback, as ansible_farm includes it
   ansible.builtin.copy:
@@ -83,7 +91,7 @@ def test_chain_through_the_role_file(tmp_path):
     assert not (tmp_path / "work" / "tmp-disk.raw").exists()  # moved, as install_to_libvirt
     seen = json.loads((tmp_path / "work" / "seen.json").read_text())
     assert seen == {"task": {"callback": "callbacks/sources/my_step.yaml", "src": "disk.raw", "size": "1G"},
-                    "task_index": 2, "source_index": 0,
+                    "task_index": _indexes_as_templated(2), "source_index": _indexes_as_templated(0),
                     "on_provision": {"src": "tmp-disk.raw", "dest": "vm.raw"},
                     "callback": "callbacks/sources/my_step.yaml"}
     # a second run: the cache is current, the copy and install still move the image again
