@@ -25,6 +25,7 @@ def full_name(org, name) -> str:
     one place that builds it."""
     return f"{org}-{name}" if org else str(name)
 
+
 try:
     import netaddr
     HAS_NETADDR = True

@@ -21,7 +21,7 @@ def layout(tmp_path):
 
 
 def test_writes_new_dirs_with_their_modes_and_the_file_with_its_mode(layout):
-    root, _ = layout
+    root = layout[0]
     _files.write_below(str(root), "home/u/.ssh/authorized_keys", "ssh-ed25519 AAA u\n", 0o600,
                        dir_modes={"home/u/.ssh": 0o700})
     keys = root / "home/u/.ssh/authorized_keys"
@@ -61,7 +61,7 @@ def test_a_symlink_at_the_name_is_replaced_not_followed(layout):
 
 
 def test_symlink_entries_and_bad_paths(layout):
-    root, _ = layout
+    root = layout[0]
     _files.write_below(str(root), "etc/systemd/network/99-default.link", None, link="/dev/null")
     assert os.readlink(root / "etc/systemd/network/99-default.link") == "/dev/null"
     for bad in ("", "/etc/x", "etc/../../x", "etc//x", "./x"):

@@ -26,6 +26,7 @@ def _indexes_as_templated(value):
     from ansible.release import __version__ as core
     return value if tuple(int(x) for x in core.split(".")[:2]) >= (2, 19) else str(value)
 
+
 CALLBACK = """
 - name: user callback, as ansible_farm includes it
   ansible.builtin.copy:
