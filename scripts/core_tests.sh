@@ -3,8 +3,8 @@
 #   scripts/core_tests.sh <label> <pip requirement>   e.g.  core-2.17 'ansible-core==2.17.*'
 # in a venv cached outside the checkout (a fresh clone reuses it), keyed by the requirement,
 # requirements.txt, this script and the interpreter; a miss builds a new one and removes older
-# venvs of the same label. The interpreter is the first Python 3.12/3.13 found (PATH or pyenv):
-# every ansible-core from 2.17 to the newest runs its controller on 3.12. With none (stock
+# venvs of the same label. The interpreter is the first Python 3.12/3.13 found (PATH or pyenv),
+# in the order of VMAN_CORE_PYTHONS. With none (stock
 # Debian 12), say so and succeed: the baseline venv's run has happened already.
 set -euo pipefail
 label=${1:?label}
@@ -12,7 +12,11 @@ req=${2:?pip requirement}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 py=""
-for cand in python3.12 python3.13 "$HOME"/.pyenv/versions/3.12*/bin/python3 "$HOME"/.pyenv/versions/3.13*/bin/python3; do
+# VMAN_CORE_PYTHONS: the versions to look for, in order (2.17 and 2.18 run on 3.12, not 3.13)
+cands=()
+for v in ${VMAN_CORE_PYTHONS:-3.12 3.13}; do cands+=("python$v"); done
+for v in ${VMAN_CORE_PYTHONS:-3.12 3.13}; do cands+=("$HOME"/.pyenv/versions/"$v"*/bin/python3); done
+for cand in "${cands[@]}"; do
   if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys, venv; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
     py=$(command -v "$cand"); break
   fi
